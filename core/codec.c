@@ -1,0 +1,487 @@
+/*
+ * Wire codec: shared frames, the incremental decoder and the payload checks
+ * cJSON does not make. See codec.h for the contract.
+ */
+#include "codec.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- frames --------------------------------------------------------- */
+
+/* One heap block per frame: the public view, the count, then the bytes.
+ * The block is freed by whoever drops the last reference. */
+typedef struct frame_block {
+    sa_frame pub; /* first, so a sa_frame * is the block's address */
+    atomic_size_t refs;
+    unsigned char bytes[];
+} frame_block;
+
+static frame_block *block_of(sa_frame *f)
+{
+    return (frame_block *)((char *)f - offsetof(frame_block, pub));
+}
+
+sa_frame *sa_frame_from_text(const char *json, size_t len)
+{
+    /* A zero-length frame is a protocol error on the wire, so never make one. */
+    if (!json || len == 0 || len > UINT32_MAX)
+        return NULL;
+    frame_block *b = malloc(sizeof *b + SA_FRAME_HEADER + len);
+    if (!b)
+        return NULL;
+    b->bytes[0] = (unsigned char)(len >> 24);
+    b->bytes[1] = (unsigned char)(len >> 16);
+    b->bytes[2] = (unsigned char)(len >> 8);
+    b->bytes[3] = (unsigned char)len;
+    memcpy(b->bytes + SA_FRAME_HEADER, json, len);
+    b->pub.bytes = b->bytes;
+    b->pub.len = SA_FRAME_HEADER + len;
+    atomic_init(&b->refs, 1);
+    return &b->pub;
+}
+
+sa_frame *sa_frame_from_json(const cJSON *msg)
+{
+    if (!msg)
+        return NULL;
+    char *text = cJSON_PrintUnformatted(msg); /* ours; freed below */
+    if (!text)
+        return NULL;
+    sa_frame *f = sa_frame_from_text(text, strlen(text));
+    free(text);
+    return f;
+}
+
+void sa_frame_ref(sa_frame *f)
+{
+    if (f)
+        atomic_fetch_add_explicit(&block_of(f)->refs, 1, memory_order_relaxed);
+}
+
+void sa_frame_unref(sa_frame *f)
+{
+    if (!f)
+        return;
+    frame_block *b = block_of(f);
+    /* acq_rel: the last owner must see every write made by the others. */
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        free(b);
+}
+
+/* ---- decoder -------------------------------------------------------- */
+
+void sa_decoder_init(sa_decoder *d, uint32_t max_frame)
+{
+    memset(d, 0, sizeof *d);
+    d->max_frame = max_frame;
+}
+
+void sa_decoder_free(sa_decoder *d)
+{
+    free(d->payload);
+    d->payload = NULL;
+    d->payload_need = d->payload_have = 0;
+    d->header_have = 0;
+}
+
+static uint32_t read_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+enum sa_decode_status sa_decoder_feed(sa_decoder *d, const unsigned char *data, size_t len,
+                                      sa_frame_fn on_frame, void *arg, int *stopped)
+{
+    if (stopped)
+        *stopped = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        if (!d->payload) {
+            size_t take = SA_FRAME_HEADER - d->header_have;
+            if (take > len - pos)
+                take = len - pos;
+            memcpy(d->header + d->header_have, data + pos, take);
+            d->header_have += take;
+            pos += take;
+            if (d->header_have < SA_FRAME_HEADER)
+                break;
+            uint32_t n = read_be32(d->header);
+            if (n == 0)
+                return SA_DECODE_EMPTY;
+            if (n > d->max_frame)
+                return SA_DECODE_TOO_LARGE;
+            if (len - pos >= n) {
+                /* The whole payload is in the caller's buffer: no copy. */
+                d->header_have = 0;
+                int stop = on_frame(arg, data + pos, n);
+                pos += n;
+                if (stop) {
+                    if (stopped)
+                        *stopped = 1;
+                    return SA_DECODE_OK;
+                }
+                continue;
+            }
+            d->payload = malloc(n); /* the decoder's; freed after delivery */
+            if (!d->payload)
+                return SA_DECODE_NOMEM;
+            d->payload_need = n;
+            d->payload_have = 0;
+        }
+        size_t take = d->payload_need - d->payload_have;
+        if (take > len - pos)
+            take = len - pos;
+        memcpy(d->payload + d->payload_have, data + pos, take);
+        d->payload_have += take;
+        pos += take;
+        if (d->payload_have < d->payload_need)
+            break;
+        /* Reset before the call so the decoder is consistent whatever
+         * on_frame does. */
+        unsigned char *frame = d->payload;
+        size_t frame_len = d->payload_need;
+        d->payload = NULL;
+        d->payload_need = d->payload_have = 0;
+        d->header_have = 0;
+        int stop = on_frame(arg, frame, frame_len);
+        free(frame);
+        if (stop) {
+            if (stopped)
+                *stopped = 1;
+            return SA_DECODE_OK;
+        }
+    }
+    return SA_DECODE_OK;
+}
+
+/* ---- UTF-8 ---------------------------------------------------------- */
+
+int sa_utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        if (len - i >= 8) {
+            uint64_t word;
+            memcpy(&word, s + i, sizeof word);
+            if (!(word & UINT64_C(0x8080808080808080))) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        /* Continuation count and the allowed range of the second byte,
+         * which is where overlongs, surrogates and > U+10FFFF show. */
+        size_t more;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+        } else if (c == 0xE0) {
+            more = 2;
+            lo = 0xA0;
+        } else if (c == 0xED) {
+            more = 2;
+            hi = 0x9F;
+        } else if (c >= 0xE1 && c <= 0xEF) {
+            more = 2;
+        } else if (c == 0xF0) {
+            more = 3;
+            lo = 0x90;
+        } else if (c == 0xF4) {
+            more = 3;
+            hi = 0x8F;
+        } else if (c >= 0xF1 && c <= 0xF3) {
+            more = 3;
+        } else {
+            return 0;
+        }
+        if (len - i - 1 < more)
+            return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (size_t k = 2; k <= more; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+        i += more + 1;
+    }
+    return 1;
+}
+
+/* ---- envelope ------------------------------------------------------- */
+
+/* Stands in for a \u0000 escape in the copy given to cJSON. A raw 0xFF byte
+ * is never valid UTF-8, so after the UTF-8 check it cannot come from the
+ * client, and cJSON copies it into the string unchanged. */
+#define NUL_SENTINEL 0xFF
+
+enum scan_result { SCAN_OK, SCAN_NOT_JSON, SCAN_TOO_DEEP };
+
+static int is_json_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* One pass over the raw text, tracking string state: enforces the depth
+ * limit before cJSON recurses, rejects raw control bytes (cJSON lets them
+ * through and would cut strings at a raw NUL), and counts \u0000 escapes.
+ * With `out` (len bytes), also writes the text with each \u0000 escape
+ * replaced by NUL_SENTINEL, and its length into *out_len. */
+static enum scan_result scan_json(const unsigned char *in, size_t len, unsigned char *out,
+                                  size_t *out_len, size_t *nul_escapes)
+{
+    static const char nul_escape[] = "\\u0000";
+    const size_t nul_escape_len = sizeof nul_escape - 1;
+    int depth = 0, in_string = 0;
+    size_t o = 0;
+    *nul_escapes = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = in[i];
+        if (in_string) {
+            if (c == '\\') {
+                if (len - i >= nul_escape_len && memcmp(in + i, nul_escape, nul_escape_len) == 0) {
+                    (*nul_escapes)++;
+                    if (out)
+                        out[o++] = NUL_SENTINEL;
+                    i += nul_escape_len - 1;
+                    continue;
+                }
+                /* Copy the backslash and the escaped byte together, so an
+                 * escaped backslash or quote is never taken for syntax. */
+                if (i + 1 >= len)
+                    return SCAN_NOT_JSON;
+                if (out) {
+                    out[o++] = c;
+                    out[o++] = in[i + 1];
+                }
+                i++;
+                continue;
+            }
+            if (c == '"')
+                in_string = 0;
+            else if (c < 0x20)
+                return SCAN_NOT_JSON;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > SA_JSON_MAX_DEPTH)
+                return SCAN_TOO_DEEP;
+        } else if (c == '}' || c == ']') {
+            if (depth > 0)
+                depth--;
+        } else if (c < 0x20 && !is_json_space(c)) {
+            return SCAN_NOT_JSON;
+        }
+        if (out)
+            out[o++] = c;
+    }
+    if (out_len)
+        *out_len = o;
+    return SCAN_OK;
+}
+
+static int holds_sentinel(const char *s)
+{
+    return s && strchr(s, NUL_SENTINEL) != NULL;
+}
+
+/* Finds the first string (key or value, in document order) that held a
+ * \u0000 escape. Returns 0 when there is none, 1 when it is the value of a
+ * member called "name", 2 otherwise. Recursion is bounded by the depth
+ * check made before parsing. */
+static int find_nul(const cJSON *item)
+{
+    for (const cJSON *c = item->child; c; c = c->next) {
+        if (holds_sentinel(c->string))
+            return 2;
+        if (cJSON_IsString(c) && holds_sentinel(c->valuestring))
+            return c->string && strcmp(c->string, "name") == 0 ? 1 : 2;
+        int found = find_nul(c);
+        if (found)
+            return found;
+    }
+    return 0;
+}
+
+static int envelope_fail(sa_envelope *env, const char *error, const char *message)
+{
+    env->error = error;
+    env->message = message;
+    return -1;
+}
+
+int sa_envelope_parse(const unsigned char *payload, size_t len, sa_envelope *env)
+{
+    memset(env, 0, sizeof *env);
+    if (!sa_utf8_valid(payload, len))
+        return envelope_fail(env, "bad_json", "payload is not valid UTF-8");
+
+    size_t nul_escapes;
+    switch (scan_json(payload, len, NULL, NULL, &nul_escapes)) {
+    case SCAN_OK:
+        break;
+    case SCAN_NOT_JSON:
+        return envelope_fail(env, "bad_json", "payload is not valid JSON");
+    case SCAN_TOO_DEEP:
+        return envelope_fail(env, "bad_json", "nesting too deep");
+    }
+
+    const unsigned char *text = payload;
+    size_t text_len = len;
+    unsigned char *copy = NULL; /* ours when NUL escapes were replaced */
+    if (nul_escapes) {
+        copy = malloc(len);
+        if (!copy)
+            return envelope_fail(env, "internal", "out of memory");
+        /* Same input as the first pass, so the same (OK) result. */
+        (void)scan_json(payload, len, copy, &text_len, &nul_escapes);
+        text = copy;
+    }
+    const char *end = NULL;
+    env->root = cJSON_ParseWithLengthOpts((const char *)text, text_len, &end, 0);
+    size_t parsed = env->root ? (size_t)((const unsigned char *)end - text) : 0;
+    while (env->root && parsed < text_len && is_json_space(text[parsed]))
+        parsed++;
+    free(copy);
+    if (!env->root || parsed != text_len) {
+        cJSON_Delete(env->root);
+        env->root = NULL;
+        return envelope_fail(env, "bad_json", "payload is not valid JSON");
+    }
+    if (!cJSON_IsObject(env->root))
+        return envelope_fail(env, "bad_request", "a request must be a JSON object");
+
+    /* Read type and id first so that any error below can echo them. A
+     * string that held a NUL is not echoed: it is not what the client sent. */
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(env->root, "type");
+    if (cJSON_IsString(type) && type->valuestring && !holds_sentinel(type->valuestring))
+        env->type = type->valuestring;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(env->root, "id");
+    int id_ok = !id || (sa_id_valid(id) && !(cJSON_IsString(id) && holds_sentinel(id->valuestring)));
+    if (id && id_ok)
+        env->id = id;
+
+    if (nul_escapes) {
+        if (find_nul(env->root) == 1)
+            return envelope_fail(env, "bad_name", "name contains NUL");
+        return envelope_fail(env, "bad_request", "strings must not contain NUL");
+    }
+    if (!env->type)
+        return envelope_fail(env, "bad_request", "missing string type");
+    if (!id_ok)
+        return envelope_fail(env, "bad_request",
+                             "id must be an integer or a string of at most 64 bytes");
+    return 0;
+}
+
+void sa_envelope_free(sa_envelope *env)
+{
+    cJSON_Delete(env->root);
+    memset(env, 0, sizeof *env);
+}
+
+/* ---- values --------------------------------------------------------- */
+
+/* A whole number in [-2^53, 2^53]. NaN and infinities fail the range test,
+ * and inside the range the cast to int64_t is exact. */
+static int is_safe_integer(double v)
+{
+    return v >= -SA_MAX_SAFE_INTEGER && v <= SA_MAX_SAFE_INTEGER && v == (double)(int64_t)v;
+}
+
+int sa_id_valid(const cJSON *id)
+{
+    if (cJSON_IsNumber(id))
+        return is_safe_integer(id->valuedouble);
+    if (cJSON_IsString(id) && id->valuestring)
+        return strlen(id->valuestring) <= SA_ID_MAX_LEN;
+    return 0;
+}
+
+int sa_json_get_size(const cJSON *obj, const char *key, uint64_t *out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(item) || !is_safe_integer(item->valuedouble) || item->valuedouble < 0)
+        return -1;
+    *out = (uint64_t)item->valuedouble;
+    return 0;
+}
+
+/* Members the reply itself sets; a copy from `fields` would duplicate them. */
+static int is_envelope_key(const char *key, int has_code)
+{
+    return strcmp(key, "type") == 0 || strcmp(key, "re") == 0 || strcmp(key, "id") == 0 ||
+           (has_code && (strcmp(key, "code") == 0 || strcmp(key, "message") == 0));
+}
+
+/* cJSON prints integers of 16 or more digits as "%1.15g"
+ * (9007199254740992 becomes 9.00719925474099e+15), so a whole number is
+ * written out exactly as raw JSON text instead. */
+cJSON *sa_json_copy_exact(const cJSON *id)
+{
+    if (cJSON_IsNumber(id) && is_safe_integer(id->valuedouble)) {
+        char digits[32];
+        snprintf(digits, sizeof digits, "%.0f", id->valuedouble);
+        return cJSON_CreateRaw(digits);
+    }
+    return cJSON_Duplicate(id, 1);
+}
+
+sa_frame *sa_reply_frame(const char *type, const char *re, const cJSON *id, const char *code,
+                         const char *message, const cJSON *fields)
+{
+    /* `reply` is ours; the members taken from `fields` are added as
+     * references, so deleting `reply` leaves the caller's values alone. */
+    cJSON *reply = cJSON_CreateObject();
+    if (!reply || !cJSON_AddStringToObject(reply, "type", type))
+        goto fail;
+    if (re && !cJSON_AddStringToObject(reply, "re", re))
+        goto fail;
+    if (id) {
+        cJSON *id_copy = sa_json_copy_exact(id);
+        if (!id_copy)
+            goto fail;
+        if (!cJSON_AddItemToObject(reply, "id", id_copy)) {
+            cJSON_Delete(id_copy);
+            goto fail;
+        }
+    }
+    if (cJSON_IsObject(fields)) {
+        for (cJSON *member = fields->child; member; member = member->next) {
+            if (!member->string || is_envelope_key(member->string, code != NULL))
+                continue;
+            if (!cJSON_AddItemReferenceToObject(reply, member->string, member))
+                goto fail;
+        }
+    }
+    if (code && (!cJSON_AddStringToObject(reply, "code", code) ||
+                 !cJSON_AddStringToObject(reply, "message", message ? message : "")))
+        goto fail;
+    sa_frame *frame = sa_frame_from_json(reply);
+    cJSON_Delete(reply);
+    return frame;
+fail:
+    cJSON_Delete(reply);
+    return NULL;
+}
+
+int sa_name_valid(const char *name, size_t max)
+{
+    if (!name)
+        return 0;
+    size_t len = strnlen(name, max < SIZE_MAX ? max + 1 : max);
+    if (len == 0 || len > max)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}

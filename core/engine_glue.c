@@ -1,0 +1,175 @@
+#include "engine_glue.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "net.h"
+#include "server.h"
+#include "session.h"
+#include "timer.h"
+
+static sa_session *glue_open(sa_conn *conn, const char *peer)
+{
+    const sa_server *srv = sa_the_server;
+    sa_session *s = sa_session_new(conn, peer, srv->settings.max_frame, srv->handler_count,
+                                   sa_monotonic_ms());
+    if (!s) {
+        sa_log(SA_LOG_ERROR, "core", "%s: out of memory for a new session", peer);
+        return NULL;
+    }
+    if (sa_connections_acquire(srv->settings.max_clients) != 0) {
+        sa_log(SA_LOG_WARN, "core", "%s: refused, max_clients (%" PRId64 ") reached", peer,
+               srv->settings.max_clients);
+        sa_session_close(s, "server_full");
+        return s;
+    }
+    s->counted = 1;
+    sa_log(SA_LOG_DEBUG, "core", "%s: connected", peer);
+    return s;
+}
+
+/* A fatal framing error: say why, say bye, stop reading. */
+static void frame_error(sa_session *s, const char *code, const char *message)
+{
+    sa_frame *err = sa_reply_frame("error", NULL, NULL, code, message, NULL);
+    if (err) {
+        sa_session_send(s, err);
+        sa_frame_unref(err);
+    }
+    sa_session_close(s, code);
+    s->input_stopped = 1;
+}
+
+static int on_frame(void *arg, const unsigned char *payload, size_t len)
+{
+    sa_session *s = arg;
+    sa_dispatch_frame(s, payload, len);
+    return sa_session_is_closing(s);
+}
+
+static int glue_input(sa_session *s, const unsigned char *data, size_t len)
+{
+    if (s->input_stopped || sa_session_is_closing(s)) {
+        s->input_stopped = 1;
+        return -1;
+    }
+    s->last_rx_ms = sa_monotonic_ms();
+    int stopped = 0;
+    enum sa_decode_status st = sa_decoder_feed(&s->decoder, data, len, on_frame, s, &stopped);
+    char message[96];
+    switch (st) {
+    case SA_DECODE_OK:
+        break;
+    case SA_DECODE_EMPTY:
+        frame_error(s, "bad_frame", "a frame must not be empty");
+        break;
+    case SA_DECODE_TOO_LARGE:
+        snprintf(message, sizeof message, "frame longer than max_frame (%" PRIu32 " bytes)",
+                 sa_the_server->settings.max_frame);
+        frame_error(s, "frame_too_large", message);
+        break;
+    case SA_DECODE_NOMEM:
+        sa_log(SA_LOG_ERROR, "core", "%s: out of memory for a frame", s->peer);
+        sa_session_close(s, NULL);
+        s->input_stopped = 1;
+        break;
+    }
+    if (stopped || sa_session_is_closing(s))
+        s->input_stopped = 1;
+    return s->input_stopped ? -1 : 0;
+}
+
+static void send_server_ping(sa_session *s)
+{
+    cJSON *ping = cJSON_CreateObject();
+    if (ping && cJSON_AddStringToObject(ping, "type", "ping") &&
+        cJSON_AddNumberToObject(ping, "ts", (double)sa_wall_ms())) {
+        sa_frame *f = sa_frame_from_json(ping);
+        if (f) {
+            sa_session_send(s, f);
+            sa_frame_unref(f);
+        }
+    }
+    cJSON_Delete(ping);
+}
+
+static int64_t glue_timer(sa_session *s, int64_t now)
+{
+    const sa_server_settings *set = &sa_the_server->settings;
+    const int64_t recheck_ms = 1000;
+    if (sa_session_is_closing(s))
+        return recheck_ms;
+    if (!s->name) {
+        int64_t deadline = s->opened_ms + set->hello_timeout_ms;
+        if (now >= deadline) {
+            sa_log(SA_LOG_DEBUG, "core", "%s: no hello in time", s->peer);
+            sa_session_close(s, "hello_timeout");
+            return recheck_ms;
+        }
+        return deadline - now;
+    }
+    int64_t silent = now - s->last_rx_ms;
+    if (silent >= set->heartbeat_timeout_ms) {
+        sa_log(SA_LOG_INFO, "core", "%s (%s): silent for %" PRId64 " ms, closing", s->peer,
+               s->name, silent);
+        sa_session_close(s, "idle_timeout");
+        return recheck_ms;
+    }
+    int64_t next = s->last_rx_ms + set->heartbeat_timeout_ms;
+    if (s->last_ping_ms <= s->last_rx_ms) {
+        int64_t ping_at = s->last_rx_ms + set->heartbeat_interval_ms;
+        if (now >= ping_at) {
+            send_server_ping(s);
+            s->last_ping_ms = now;
+        } else if (ping_at < next) {
+            next = ping_at;
+        }
+    }
+    return next > now ? next - now : 1;
+}
+
+static void glue_closed(sa_session *s)
+{
+    sa_session_mark_gone(s);
+    if (s->name) {
+        sa_registry_remove(s);
+        const sa_server *srv = sa_the_server;
+        /* Reverse start order: a plugin leaves before those it builds on. */
+        for (size_t i = srv->handler_count; i-- > 0;)
+            if (srv->handlers[i].loaded.desc->on_disconnect)
+                srv->handlers[i].loaded.desc->on_disconnect(&srv->handlers[i], s);
+        sa_log(SA_LOG_DEBUG, "core", "%s (%s): disconnected", s->peer, s->name);
+    } else {
+        sa_log(SA_LOG_DEBUG, "core", "%s: disconnected", s->peer);
+    }
+    if (s->counted)
+        sa_connections_release();
+    sa_session_unref(s);
+}
+
+static void glue_log(enum sa_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sa_logv(level, sa_the_server->settings.engine, fmt, ap);
+    va_end(ap);
+}
+
+void sa_engine_glue_init(sa_engine_core *core, const sa_engine_config *config)
+{
+    *core = (sa_engine_core){
+        .config = config,
+        .log = glue_log,
+        .listen_tcp = sa_net_listen_tcp,
+        .open = glue_open,
+        .input = glue_input,
+        .timer = glue_timer,
+        .closed = glue_closed,
+        .bye_frame = sa_bye_frame,
+        .frame_ref = sa_frame_ref,
+        .frame_unref = sa_frame_unref,
+        .monotonic_ms = sa_monotonic_ms,
+    };
+}
