@@ -79,7 +79,7 @@ typedef struct sa_config_key {
     enum sa_config_type type;
     const char *default_value; /* text form, as it would appear in the INI */
     int64_t min, max;          /* SA_CFG_INT only */
-    const char *help;          /* one line, shown by syncasyncd --help-plugin */
+    const char *help;          /* one line, for the operator's documentation */
 } sa_config_key;
 
 /* ---- requests ---------------------------------------------------------- */

@@ -17,6 +17,7 @@ extern "C" {
 #endif
 
 #define SA_ROOMS_SERVICE "rooms"
+#define SA_ROOM_NAME_MAX 64 /* bytes of [A-Za-z0-9_.-] */
 
 typedef struct sa_rooms_service {
     /* Sends `frame` to every member of `room` except `sender`, who must be
@@ -26,7 +27,7 @@ typedef struct sa_rooms_service {
     const char *(*send_to_room)(const char *room, sa_session *sender, sa_frame *frame);
 
     /* Checks that `sender` may send to `room` and copies the room's name
-     * as first created into `canonical` (at least 65 bytes). Returns NULL
+     * as first created into `canonical` (SA_ROOM_NAME_MAX + 1 bytes). Returns NULL
      * or the error code, as send_to_room. */
     const char *(*check_member)(const char *room, sa_session *sender, char *canonical);
 

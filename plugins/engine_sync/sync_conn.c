@@ -1,0 +1,453 @@
+/*
+ * Locking rules. A connection's lock is never held while calling
+ * core->input, core->timer, core->closed or core->bye_frame: those may send
+ * to or close this or any other connection, which takes connection locks.
+ * Under the lock the only core calls are frame_ref, frame_unref and log,
+ * which never come back into the engine. Blocking calls (poll, recv,
+ * sendmsg, join) are made with the lock released; shutdown() and close() of
+ * the socket are made with it held, so that no thread can shut down a
+ * descriptor number the reader has already closed and the kernel reused.
+ */
+#include "sync_conn.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "sync_time.h"
+
+/* The core rejects JSON nested deeper than 64 levels, so nothing on a client
+ * thread recurses deeply: 128 KiB is ample and keeps thousands of clients
+ * cheap. AddressSanitizer surrounds every stack variable with red zones, so
+ * an instrumented build gets more room. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SYNC_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SYNC_UNDER_ASAN 1
+#endif
+#endif
+#ifdef SYNC_UNDER_ASAN
+#define CLIENT_STACK_SIZE (1024u * 1024u)
+#else
+#define CLIENT_STACK_SIZE (128u * 1024u)
+#endif
+
+#define RECV_BUFFER_SIZE (16u * 1024u)
+
+/* Frames handed to the kernel in one sendmsg(). */
+#define WRITE_BATCH 64
+
+/* How much unread input a closing connection discards before close(); see
+ * discard_unread_input. */
+#define CLOSE_DRAIN_MAX (256u * 1024u)
+
+sa_conn *sync_conn_new(sa_engine *engine, const sa_engine_core *core, int fd)
+{
+    sa_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (pthread_mutex_init(&c->lock, NULL) != 0)
+        goto fail_free;
+    if (pthread_cond_init(&c->writer_wake, NULL) != 0)
+        goto fail_mutex;
+    if (sync_cond_init_monotonic(&c->writer_gone) != 0)
+        goto fail_wake;
+    c->engine = engine;
+    c->core = core;
+    c->fd = fd;
+    frame_queue_init(&c->queue);
+    return c;
+
+fail_wake:
+    pthread_cond_destroy(&c->writer_wake);
+fail_mutex:
+    pthread_mutex_destroy(&c->lock);
+fail_free:
+    free(c);
+    return NULL;
+}
+
+void sync_conn_free(sa_conn *c)
+{
+    frame_queue_free(&c->queue, c->core->frame_unref);
+    if (c->final_frame)
+        c->core->frame_unref(c->final_frame);
+    if (c->fd >= 0 && close(c->fd) != 0)
+        c->core->log(SA_LOG_DEBUG, "closing a client socket: %s", strerror(errno));
+    pthread_cond_destroy(&c->writer_gone);
+    pthread_cond_destroy(&c->writer_wake);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* ---- state changes (lock held) -------------------------------------- */
+
+/* ENOTCONN only means the peer is gone already, which the threads notice by
+ * themselves. */
+static void shutdown_locked(sa_conn *c, int how)
+{
+    if (c->fd >= 0 && shutdown(c->fd, how) != 0 && errno != ENOTCONN)
+        c->core->log(SA_LOG_WARN, "shutdown of a client socket: %s", strerror(errno));
+}
+
+/* Refuses further frames and lets the writer flush what is queued. Returns
+ * true when this call began the close. */
+static bool begin_closing_locked(sa_conn *c)
+{
+    if (c->closing)
+        return false;
+    c->closing = true;
+    pthread_cond_signal(&c->writer_wake);
+    return true;
+}
+
+/* Shutting down the reading side makes the reader's poll() and recv()
+ * return at once, so it takes the finish path. */
+static void close_locked(sa_conn *c)
+{
+    if (begin_closing_locked(c))
+        shutdown_locked(c, SHUT_RD);
+}
+
+/* ---- send / close (any thread) ---------------------------------------- */
+
+/* The queue would pass sendq_max (PROTOCOL.md §3): discard the frames not
+ * yet begun, keep the one in progress, say bye, close. */
+static int drop_for_sendq(sa_conn *c)
+{
+    const sa_engine_core *core = c->core;
+    sa_frame *bye = core->bye_frame("sendq_exceeded");
+    pthread_mutex_lock(&c->lock);
+    if (c->closing) { /* closed by another thread meanwhile */
+        pthread_mutex_unlock(&c->lock);
+        if (bye)
+            core->frame_unref(bye);
+        return -1;
+    }
+    /* While a write is in flight any frame of its batch may have begun: keep
+     * the batch, and let the writer discard its unbegun frames once the write
+     * returns and it knows how far it got. */
+    size_t keep = c->in_flight;
+    if (keep == 0 && c->head_written > 0)
+        keep = 1;
+    c->queued_bytes -= frame_queue_truncate(&c->queue, keep, core->frame_unref);
+    c->trim_after_write = c->in_flight > 0;
+    c->final_frame = bye;
+    close_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    core->log(SA_LOG_INFO, "dropping a client: more than %zu bytes queued to it",
+              core->config->sendq_max);
+    return -1;
+}
+
+int sync_conn_send(sa_conn *c, sa_frame *f)
+{
+    const sa_engine_core *core = c->core;
+    size_t limit = core->config->sendq_max;
+    pthread_mutex_lock(&c->lock);
+    if (c->closing) {
+        pthread_mutex_unlock(&c->lock);
+        return -1;
+    }
+    if (f->len > limit || c->queued_bytes > limit - f->len) {
+        pthread_mutex_unlock(&c->lock);
+        return drop_for_sendq(c);
+    }
+    if (frame_queue_push(&c->queue, f) != 0) {
+        /* A client silently missing a frame is worse than losing it. */
+        core->log(SA_LOG_ERROR, "out of memory queueing a frame: closing the client");
+        close_locked(c);
+        pthread_mutex_unlock(&c->lock);
+        return -1;
+    }
+    core->frame_ref(f);
+    c->queued_bytes += f->len;
+    pthread_cond_signal(&c->writer_wake);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+void sync_conn_close(sa_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    close_locked(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void sync_conn_force_shutdown(sa_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    begin_closing_locked(c);
+    c->writer_abort = true;
+    pthread_cond_signal(&c->writer_wake);
+    shutdown_locked(c, SHUT_RDWR);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- writer thread ----------------------------------------------------- */
+
+static size_t fill_batch_locked(const sa_conn *c, struct iovec *iov)
+{
+    size_t count = c->queue.count < WRITE_BATCH ? c->queue.count : WRITE_BATCH;
+    for (size_t i = 0; i < count; i++) {
+        const sa_frame *f = frame_queue_peek(&c->queue, i);
+        size_t skip = i == 0 ? c->head_written : 0;
+        iov[i].iov_base = (void *)(f->bytes + skip);
+        iov[i].iov_len = f->len - skip;
+    }
+    return count;
+}
+
+static void consume_written_locked(sa_conn *c, size_t written)
+{
+    c->queued_bytes -= written;
+    while (c->queue.count > 0) {
+        const sa_frame *head = frame_queue_peek(&c->queue, 0);
+        size_t left = head->len - c->head_written;
+        if (written < left) {
+            c->head_written += written;
+            return;
+        }
+        written -= left;
+        c->head_written = 0;
+        c->core->frame_unref(frame_queue_pop(&c->queue));
+    }
+}
+
+/* From now on a peer that stops reading can hold one write for at most
+ * close_linger_ms; the reader's own linger wait is the firm bound. */
+static void limit_write_time(sa_conn *c, int fd)
+{
+    unsigned ms = c->core->config->close_linger_ms;
+    struct timeval limit = {.tv_sec = (time_t)(ms / 1000u),
+                            .tv_usec = (suseconds_t)(ms % 1000u) * 1000};
+    if (ms == 0)
+        limit.tv_usec = 1000; /* zero would mean no limit at all */
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit) != 0)
+        c->core->log(SA_LOG_WARN, "SO_SNDTIMEO on a client socket: %s", strerror(errno));
+}
+
+static void *writer_main(void *arg)
+{
+    sa_conn *c = arg;
+    struct iovec iov[WRITE_BATCH];
+    bool write_time_limited = false;
+    int write_error = 0;
+
+    pthread_mutex_lock(&c->lock);
+    /* Only the reader changes fd, and only after joining this thread. */
+    int fd = c->fd;
+    for (;;) {
+        while (!c->writer_abort && !c->closing && c->queue.count == 0)
+            pthread_cond_wait(&c->writer_wake, &c->lock);
+        if (c->writer_abort)
+            break;
+        if (c->queue.count == 0 && c->final_frame) {
+            if (frame_queue_push(&c->queue, c->final_frame) == 0)
+                c->queued_bytes += c->final_frame->len;
+            else
+                c->core->frame_unref(c->final_frame);
+            c->final_frame = NULL;
+            continue;
+        }
+        if (c->queue.count == 0) { /* closing, and everything is written */
+            shutdown_locked(c, SHUT_WR);
+            break;
+        }
+        if (c->closing && !write_time_limited) {
+            limit_write_time(c, fd);
+            write_time_limited = true;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = fill_batch_locked(c, iov)};
+        c->in_flight = msg.msg_iovlen;
+        pthread_mutex_unlock(&c->lock);
+        ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        int send_errno = errno;
+        pthread_mutex_lock(&c->lock);
+        c->in_flight = 0;
+        if (c->writer_abort)
+            break;
+        if (sent < 0) {
+            if (send_errno == EINTR)
+                continue;
+            write_error = send_errno;
+            break;
+        }
+        consume_written_locked(c, (size_t)sent);
+        if (c->trim_after_write) {
+            c->trim_after_write = false;
+            c->queued_bytes -= frame_queue_truncate(&c->queue, c->head_written > 0 ? 1 : 0,
+                                                    c->core->frame_unref);
+        }
+    }
+    if (write_error) {
+        /* The connection is dead: refuse frames, and wake the reader so it
+         * takes the finish path. */
+        begin_closing_locked(c);
+        shutdown_locked(c, SHUT_RDWR);
+    }
+    c->writer_exited = true;
+    pthread_cond_signal(&c->writer_gone);
+    pthread_mutex_unlock(&c->lock);
+    if (write_error)
+        c->core->log(SA_LOG_DEBUG, "writing to a client: %s", strerror(write_error));
+    return NULL;
+}
+
+/* ---- reader thread ----------------------------------------------------- */
+
+static int create_client_thread(pthread_t *thread, void *(*fn)(void *), sa_conn *c)
+{
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_attr_setstacksize(&attr, CLIENT_STACK_SIZE);
+    if (rc == 0)
+        rc = pthread_create(thread, &attr, fn, c);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+static bool is_closing(sa_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    bool closing = c->closing;
+    pthread_mutex_unlock(&c->lock);
+    return closing;
+}
+
+static int64_t deadline_after(int64_t now, int64_t delay)
+{
+    if (delay < 0)
+        delay = 0;
+    return delay > INT64_MAX - now ? INT64_MAX : now + delay;
+}
+
+/* Feeds the core until the peer closes, the socket fails, or the connection
+ * is closed (which shuts the reading side down and wakes poll). */
+static void serve(sa_conn *c, unsigned char *buf)
+{
+    const sa_engine_core *core = c->core;
+    int64_t now = core->monotonic_ms();
+    int64_t deadline = deadline_after(now, core->timer(c->session, now));
+    for (;;) {
+        now = core->monotonic_ms();
+        if (now >= deadline) {
+            deadline = deadline_after(now, core->timer(c->session, now));
+            continue;
+        }
+        int64_t wait_ms = deadline - now;
+        struct pollfd watch = {.fd = c->fd, .events = POLLIN};
+        int ready = poll(&watch, 1, wait_ms > INT_MAX ? INT_MAX : (int)wait_ms);
+        if (ready < 0) {
+            if (errno == EINTR)
+                continue;
+            core->log(SA_LOG_ERROR, "poll on a client socket: %s", strerror(errno));
+            return;
+        }
+        if (ready == 0)
+            continue;
+        /* Input still queued in the kernel after a close is not delivered. */
+        if (is_closing(c))
+            return;
+        ssize_t got = recv(c->fd, buf, RECV_BUFFER_SIZE, 0);
+        if (got < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            core->log(SA_LOG_DEBUG, "reading from a client: %s", strerror(errno));
+            return;
+        }
+        if (got == 0)
+            return;
+        if (core->input(c->session, buf, (size_t)got) != 0)
+            return;
+    }
+}
+
+/* close() on a socket with unread input resets the connection, which
+ * throws away output the peer has not received yet: the bye. Discarding
+ * what has arrived lets close() end with a FIN instead. Bounded: a peer
+ * that never stops sending gets the reset. */
+static void discard_unread_input(sa_conn *c, unsigned char *buf)
+{
+    size_t discarded = 0;
+    while (discarded < CLOSE_DRAIN_MAX) {
+        ssize_t got = recv(c->fd, buf, RECV_BUFFER_SIZE, MSG_DONTWAIT);
+        if (got <= 0)
+            return;
+        discarded += (size_t)got;
+    }
+}
+
+/* Lets the writer flush for at most close_linger_ms, then makes it quit. */
+static void stop_writer(sa_conn *c)
+{
+    struct timespec deadline = sync_deadline_in_ms(c->core->config->close_linger_ms);
+    pthread_mutex_lock(&c->lock);
+    begin_closing_locked(c);
+    while (!c->writer_exited) {
+        if (pthread_cond_timedwait(&c->writer_gone, &c->lock, &deadline) != 0)
+            break;
+    }
+    if (!c->writer_exited) {
+        /* Wakes the writer out of a blocked sendmsg() too. */
+        c->writer_abort = true;
+        pthread_cond_signal(&c->writer_wake);
+        shutdown_locked(c, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&c->lock);
+    int rc = pthread_join(c->writer, NULL);
+    if (rc != 0)
+        c->core->log(SA_LOG_ERROR, "joining a writer thread: %s", strerror(rc));
+}
+
+static void *reader_main(void *arg)
+{
+    sa_conn *c = arg;
+    const sa_engine_core *core = c->core;
+    unsigned char *buf = malloc(RECV_BUFFER_SIZE); /* this thread's; freed below */
+    bool writer_started = false;
+    if (!buf) {
+        core->log(SA_LOG_ERROR, "out of memory for a client's read buffer");
+    } else {
+        int rc = create_client_thread(&c->writer, writer_main, c);
+        if (rc != 0)
+            core->log(SA_LOG_ERROR, "cannot start a writer thread: %s", strerror(rc));
+        writer_started = rc == 0;
+    }
+
+    if (writer_started) {
+        serve(c, buf);
+        stop_writer(c);
+        discard_unread_input(c, buf);
+    } else {
+        pthread_mutex_lock(&c->lock);
+        begin_closing_locked(c);
+        pthread_mutex_unlock(&c->lock);
+    }
+    free(buf);
+
+    core->closed(c->session);
+    pthread_mutex_lock(&c->lock);
+    if (close(c->fd) != 0)
+        core->log(SA_LOG_DEBUG, "closing a client socket: %s", strerror(errno));
+    c->fd = -1;
+    pthread_mutex_unlock(&c->lock);
+    /* The last touch: from here on the engine may free c. */
+    sync_engine_conn_finished(c->engine, c);
+    return NULL;
+}
+
+int sync_conn_start(sa_conn *c)
+{
+    return create_client_thread(&c->reader, reader_main, c);
+}
