@@ -108,7 +108,10 @@ static int64_t glue_timer(sa_session *s, int64_t now)
             sa_session_close(s, "hello_timeout");
             return recheck_ms;
         }
-        return deadline - now;
+        /* Not later than one heartbeat interval: the timer is only re-armed
+         * when it fires, and after hello the heartbeat needs it. */
+        int64_t left = deadline - now;
+        return left < set->heartbeat_interval_ms ? left : set->heartbeat_interval_ms;
     }
     int64_t silent = now - s->last_rx_ms;
     if (silent >= set->heartbeat_timeout_ms) {
