@@ -4,6 +4,7 @@
  */
 #include "codec.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,11 +44,53 @@ sa_frame *sa_frame_from_text(const char *json, size_t len)
     return &b->pub;
 }
 
+/* 1 when some number in the tree is a whole number cJSON would print
+ * inexactly (16 or more digits). */
+static int has_long_integer(const cJSON *item)
+{
+    for (; item; item = item->next) {
+        if (cJSON_IsNumber(item) && fabs(item->valuedouble) >= 1e15 &&
+            fabs(item->valuedouble) <= SA_MAX_SAFE_INTEGER &&
+            floor(item->valuedouble) == item->valuedouble)
+            return 1;
+        if (item->child && has_long_integer(item->child))
+            return 1;
+    }
+    return 0;
+}
+
+/* A copy of the tree whose long whole numbers print exactly. */
+static cJSON *copy_with_exact_numbers(const cJSON *item)
+{
+    if (cJSON_IsNumber(item))
+        return sa_json_copy_exact(item);
+    if (!cJSON_IsArray(item) && !cJSON_IsObject(item))
+        return cJSON_Duplicate(item, 1);
+    cJSON *copy = cJSON_IsArray(item) ? cJSON_CreateArray() : cJSON_CreateObject();
+    for (const cJSON *child = item->child; copy && child; child = child->next) {
+        cJSON *c = copy_with_exact_numbers(child);
+        if (!c || (cJSON_IsArray(item) ? !cJSON_AddItemToArray(copy, c)
+                                       : !cJSON_AddItemToObject(copy, child->string, c))) {
+            cJSON_Delete(c);
+            cJSON_Delete(copy);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
 sa_frame *sa_frame_from_json(const cJSON *msg)
 {
     if (!msg)
         return NULL;
-    char *text = cJSON_PrintUnformatted(msg); /* ours; freed below */
+    cJSON *exact = NULL; /* ours, when made; freed below */
+    if (msg->child && has_long_integer(msg->child)) {
+        exact = copy_with_exact_numbers(msg);
+        if (!exact)
+            return NULL;
+    }
+    char *text = cJSON_PrintUnformatted(exact ? exact : msg); /* ours; freed below */
+    cJSON_Delete(exact);
     if (!text)
         return NULL;
     sa_frame *f = sa_frame_from_text(text, strlen(text));

@@ -152,6 +152,15 @@ static void glue_closed(sa_session *s)
     sa_session_unref(s);
 }
 
+static void glue_writable(sa_session *s)
+{
+    uint64_t wanted = atomic_exchange(&s->writable_wanted, 0);
+    const sa_server *srv = sa_the_server;
+    for (size_t i = 0; wanted && i < srv->handler_count; i++)
+        if ((wanted & (UINT64_C(1) << i)) && srv->handlers[i].loaded.desc->on_writable)
+            srv->handlers[i].loaded.desc->on_writable(&srv->handlers[i], s);
+}
+
 static void glue_log(enum sa_log_level level, const char *fmt, ...)
 {
     va_list ap;
@@ -170,6 +179,7 @@ void sa_engine_glue_init(sa_engine_core *core, const sa_engine_config *config)
         .input = glue_input,
         .timer = glue_timer,
         .closed = glue_closed,
+        .writable = glue_writable,
         .bye_frame = sa_bye_frame,
         .frame_ref = sa_frame_ref,
         .frame_unref = sa_frame_unref,

@@ -111,6 +111,11 @@ static int host_send_json(sa_session *s, const cJSON *msg)
 
 static int host_send_frame(sa_session *s, sa_frame *f) { return sa_session_send(s, f); }
 
+static int host_session_notify_writable(sa_plugin_ctx *ctx, sa_session *s, size_t low_water)
+{
+    return sa_session_notify_writable(s, ctx->index, low_water);
+}
+
 static const char *host_session_name(sa_session *s) { return s->name; }
 
 static const char *host_session_peer(sa_session *s) { return s->peer; }
@@ -186,6 +191,8 @@ static const sa_host host_table = {
     .frame_new = sa_frame_from_json,
     .send_frame = host_send_frame,
     .frame_release = sa_frame_unref,
+    .session_queued = sa_session_queued,
+    .session_notify_writable = host_session_notify_writable,
     .session_close = sa_session_close,
     .session_ref = sa_session_ref,
     .session_unref = sa_session_unref,

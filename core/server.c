@@ -262,6 +262,12 @@ static int load_plugins(sa_server *srv, char *err, size_t errlen)
     size_t n = 0;
     while (set->plugins[n])
         n++;
+    if (n > SA_MAX_HANDLER_PLUGINS) {
+        char at[512];
+        where(srv->cfg, "plugins", at, sizeof at);
+        set_error(err, errlen, "%s: at most %d handler plugins", at, SA_MAX_HANDLER_PLUGINS);
+        return -1;
+    }
     sa_plugin_ctx *loaded = calloc(n ? n : 1, sizeof *loaded);
     srv->handlers = calloc(n ? n : 1, sizeof *srv->handlers);
     if (!loaded || !srv->handlers) {

@@ -15,6 +15,9 @@
 #include "config.h"
 #include "plugin_loader.h"
 
+/* Each session keeps one bit per handler plugin (writable_wanted). */
+#define SA_MAX_HANDLER_PLUGINS 64
+
 /* The host's record of one plugin (sa_plugin_ctx of the public API). */
 struct sa_plugin_ctx {
     size_t index;            /* position in start order; slot in session data */

@@ -50,6 +50,7 @@ sa_session *sa_session_new(sa_conn *conn, const char *peer, uint32_t max_frame,
         return NULL;
     }
     atomic_init(&s->refs, 1);
+    atomic_init(&s->writable_wanted, 0);
     s->conn = conn;
     s->plugin_slots = plugin_slots;
     sa_decoder_init(&s->decoder, max_frame);
@@ -111,6 +112,29 @@ sa_frame *sa_bye_frame(const char *reason)
         bye = sa_frame_from_json(msg);
     cJSON_Delete(msg);
     return bye;
+}
+
+size_t sa_session_queued(sa_session *s)
+{
+    size_t queued = 0;
+    pthread_mutex_lock(&s->lock);
+    if (!s->gone && !s->closing)
+        queued = engine_ops()->queued(s->conn);
+    pthread_mutex_unlock(&s->lock);
+    return queued;
+}
+
+int sa_session_notify_writable(sa_session *s, size_t index, size_t low_water)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->lock);
+    if (!s->gone && !s->closing) {
+        atomic_fetch_or(&s->writable_wanted, UINT64_C(1) << index);
+        engine_ops()->notify_writable(s->conn, low_water);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 int sa_session_is_closing(sa_session *s)

@@ -39,6 +39,9 @@ struct sa_session {
     int input_stopped;    /* a fatal frame error: ignore further input */
     int counted;          /* counts toward max_clients */
 
+    /* Bit i: handler plugin i asked for on_writable (any thread sets). */
+    atomic_uint_fast64_t writable_wanted;
+
     void **plugin_data; /* one slot per handler plugin */
     size_t plugin_slots;
 
@@ -57,6 +60,12 @@ int sa_session_send(sa_session *s, sa_frame *f);
 void sa_session_close(sa_session *s, const char *reason);
 /* {"type":"bye","reason":reason} (new reference), or NULL (no memory). */
 sa_frame *sa_bye_frame(const char *reason);
+/* Bytes queued to the session's connection, 0 once it is closing. */
+size_t sa_session_queued(sa_session *s);
+/* Records that plugin `index` wants on_writable and arms the engine.
+ * Returns -1 when the session is closing. */
+int sa_session_notify_writable(sa_session *s, size_t index, size_t low_water);
+
 /* 1 once the session is closing or gone (safe from any thread). */
 int sa_session_is_closing(sa_session *s);
 /* The engine reported the connection gone: no more sends reach it. */

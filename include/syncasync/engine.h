@@ -85,6 +85,11 @@ typedef struct sa_engine_core {
      * frees the connection and the core drops its reference. */
     void (*closed)(sa_session *s);
 
+    /* The connection's queued output fell to the low-water mark given to
+     * ops->notify_writable. Called in the connection's lane (like input),
+     * never from inside send/close/notify_writable. */
+    void (*writable)(sa_session *s);
+
     /* A `bye` frame with the given reason (new reference). */
     sa_frame *(*bye_frame)(const char *reason);
 
@@ -122,6 +127,15 @@ struct sa_engine_ops {
     /* Stop reading; close once everything queued is written (or after
      * close_linger_ms). Safe from any thread; a second call is a no-op. */
     void (*close)(sa_conn *c);
+
+    /* Bytes queued and not yet written (any thread). */
+    size_t (*queued)(sa_conn *c);
+
+    /* Arms one core->writable call for when the queued bytes are at most
+     * `low_water` (at once, i.e. on the lane's next turn, if they already
+     * are). A second call before it fires replaces the mark. Any thread;
+     * no call after the connection began closing. */
+    void (*notify_writable)(sa_conn *c, size_t low_water);
 };
 
 #ifdef __cplusplus

@@ -142,6 +142,15 @@ struct sa_host {
     int (*send_frame)(sa_session *s, sa_frame *frame);
     void (*frame_release)(sa_frame *frame);
 
+    /* Output pacing, for replies too large to queue at once (downloads).
+     * session_queued: bytes queued to the session and not yet written.
+     * session_notify_writable: asks for one on_writable call, in the
+     * session's lane, once those bytes have fallen to `low_water` or less
+     * (on the next turn of the lane if they already have). Returns 0, or
+     * -1 when the session is closing. */
+    size_t (*session_queued)(sa_session *s);
+    int (*session_notify_writable)(sa_plugin_ctx *ctx, sa_session *s, size_t low_water);
+
     /* Ask the host to say `bye` with `reason` and close the session. */
     void (*session_close)(sa_session *s, const char *reason);
 
@@ -215,6 +224,8 @@ typedef struct sa_plugin {
     void (*on_hello)(sa_plugin_ctx *ctx, sa_session *s);
     /* Called once when a session that completed hello goes away. */
     void (*on_disconnect)(sa_plugin_ctx *ctx, sa_session *s);
+    /* Called in the session's lane after session_notify_writable. */
+    void (*on_writable)(sa_plugin_ctx *ctx, sa_session *s);
 
     /* Engine plugins only. */
     const struct sa_engine_ops *engine;

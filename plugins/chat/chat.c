@@ -223,11 +223,14 @@ static void handle_msg(sa_plugin_ctx *ctx, const sa_request *req)
     const cJSON *room = cJSON_GetObjectItemCaseSensitive(req->body, "room");
     char room_name[SA_ROOM_NAME_MAX + 1] = "";
     if (chat.rooms) {
-        if (!cJSON_IsString(room)) {
-            reply_bad_field(req, "room must be a string naming a room you are in");
+        if (!room) {
+            reply_bad_field(req, "msg needs the room to send to");
             return;
         }
-        const char *code = chat.rooms->check_member(room->valuestring, req->session, room_name);
+        const char *code = cJSON_IsString(room)
+                               ? chat.rooms->check_member(room->valuestring, req->session,
+                                                          room_name)
+                               : "bad_room";
         if (code) {
             reply_room_error(req, code);
             return;

@@ -157,7 +157,10 @@ int sync_conn_send(sa_conn *c, sa_frame *f)
         pthread_mutex_unlock(&c->lock);
         return -1;
     }
-    if (f->len > limit || c->queued_bytes > limit - f->len) {
+    /* The batch being written is in the kernel's hands already: counting it
+     * would drop a client that reads as fast as we write. */
+    size_t waiting = c->queued_bytes - c->in_flight_bytes;
+    if (f->len > limit || waiting > limit - f->len) {
         pthread_mutex_unlock(&c->lock);
         return drop_for_sendq(c);
     }
@@ -268,11 +271,15 @@ static void *writer_main(void *arg)
         }
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = fill_batch_locked(c, iov)};
         c->in_flight = msg.msg_iovlen;
+        c->in_flight_bytes = 0;
+        for (size_t i = 0; i < msg.msg_iovlen; i++)
+            c->in_flight_bytes += iov[i].iov_len;
         pthread_mutex_unlock(&c->lock);
         ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
         int send_errno = errno;
         pthread_mutex_lock(&c->lock);
         c->in_flight = 0;
+        c->in_flight_bytes = 0;
         if (c->writer_abort)
             break;
         if (sent < 0) {

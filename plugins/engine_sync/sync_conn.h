@@ -38,6 +38,7 @@ struct sa_conn {
     size_t queued_bytes;        /* bytes of `queue` not yet written */
     size_t head_written;        /* bytes of the oldest frame already written */
     size_t in_flight;           /* frames the writer is writing with the lock released */
+    size_t in_flight_bytes;     /* their bytes (part of queued_bytes) */
     sa_frame *final_frame;      /* owned: bye after a drop, written once the queue is empty */
     bool closing;               /* no more frames accepted; flush, then close */
     bool trim_after_write;      /* a drop happened mid-write: discard the unbegun frames */
