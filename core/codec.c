@@ -122,6 +122,8 @@ void sa_decoder_init(sa_decoder *d, uint32_t max_frame)
     d->max_frame = max_frame;
 }
 
+int sa_decoder_idle(const sa_decoder *d) { return d->header_have == 0 && !d->payload; }
+
 void sa_decoder_free(sa_decoder *d)
 {
     free(d->payload);

@@ -56,6 +56,8 @@ typedef int (*sa_frame_fn)(void *arg, const unsigned char *payload, size_t len);
 
 void sa_decoder_init(sa_decoder *d, uint32_t max_frame);
 void sa_decoder_free(sa_decoder *d); /* frees the partial frame */
+/* 1 when no partial frame is held (between frames). */
+int sa_decoder_idle(const sa_decoder *d);
 /* Feeds bytes. After a non-OK status the decoder must not be fed again.
  * *stopped (may be NULL) is set to 1 when on_frame asked to stop. */
 enum sa_decode_status sa_decoder_feed(sa_decoder *d, const unsigned char *data, size_t len,

@@ -2,7 +2,9 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "admission.h"
 #include "dispatch.h"
 #include "log.h"
 #include "net.h"
@@ -19,9 +21,15 @@ static sa_session *glue_open(sa_conn *conn, const char *peer)
         sa_log(SA_LOG_ERROR, "core", "%s: out of memory for a new session", peer);
         return NULL;
     }
-    if (sa_connections_acquire(srv->settings.max_clients) != 0) {
-        sa_log(SA_LOG_WARN, "core", "%s: refused, max_clients (%" PRId64 ") reached", peer,
-               srv->settings.max_clients);
+    char *address = sa_peer_address(peer);
+    enum sa_admission verdict =
+        address ? sa_admission_acquire(address, srv->settings.max_clients,
+                                       srv->settings.max_per_address)
+                : SA_ADMIT_SERVER_FULL;
+    free(address);
+    if (verdict != SA_ADMIT_OK) {
+        sa_log(SA_LOG_WARN, "core", "%s: refused, %s reached", peer,
+               verdict == SA_ADMIT_ADDRESS_FULL ? "max_per_address" : "max_clients");
         sa_session_close(s, "server_full");
         return s;
     }
@@ -78,6 +86,10 @@ static int glue_input(sa_session *s, const unsigned char *data, size_t len)
     }
     if (stopped || sa_session_is_closing(s))
         s->input_stopped = 1;
+    if (!sa_decoder_idle(&s->decoder))
+        s->frame_started_ms = s->frame_started_ms ? s->frame_started_ms : s->last_rx_ms;
+    else
+        s->frame_started_ms = 0;
     return s->input_stopped ? -1 : 0;
 }
 
@@ -101,6 +113,14 @@ static int64_t glue_timer(sa_session *s, int64_t now)
     const int64_t recheck_ms = 1000;
     if (sa_session_is_closing(s))
         return recheck_ms;
+    if (s->frame_started_ms && now - s->frame_started_ms >= set->frame_timeout_ms) {
+        sa_log(SA_LOG_INFO, "core", "%s: a frame took longer than %" PRId64 " ms, closing",
+               s->peer, set->frame_timeout_ms);
+        sa_session_close(s, "idle_timeout");
+        return recheck_ms;
+    }
+    int64_t frame_deadline =
+        s->frame_started_ms ? s->frame_started_ms + set->frame_timeout_ms - now : INT64_MAX;
     if (!s->name) {
         int64_t deadline = s->opened_ms + set->hello_timeout_ms;
         if (now >= deadline) {
@@ -111,7 +131,9 @@ static int64_t glue_timer(sa_session *s, int64_t now)
         /* Not later than one heartbeat interval: the timer is only re-armed
          * when it fires, and after hello the heartbeat needs it. */
         int64_t left = deadline - now;
-        return left < set->heartbeat_interval_ms ? left : set->heartbeat_interval_ms;
+        if (left > set->heartbeat_interval_ms)
+            left = set->heartbeat_interval_ms;
+        return left < frame_deadline ? left : frame_deadline;
     }
     int64_t silent = now - s->last_rx_ms;
     if (silent >= set->heartbeat_timeout_ms) {
@@ -130,7 +152,8 @@ static int64_t glue_timer(sa_session *s, int64_t now)
             next = ping_at;
         }
     }
-    return next > now ? next - now : 1;
+    int64_t delay = next > now ? next - now : 1;
+    return delay < frame_deadline ? delay : frame_deadline;
 }
 
 static void glue_closed(sa_session *s)
@@ -147,8 +170,12 @@ static void glue_closed(sa_session *s)
     } else {
         sa_log(SA_LOG_DEBUG, "core", "%s: disconnected", s->peer);
     }
-    if (s->counted)
-        sa_connections_release();
+    char *address = s->counted ? sa_peer_address(s->peer) : NULL;
+    if (address)
+        sa_admission_release(address);
+    else if (s->counted)
+        sa_log(SA_LOG_ERROR, "core", "%s: out of memory releasing its admission", s->peer);
+    free(address);
     sa_session_unref(s);
 }
 

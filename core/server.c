@@ -28,6 +28,10 @@ static const sa_config_key server_keys[] = {
     {"plugins", SA_CFG_STRING, "chat", 0, 0, "handler plugins, loaded in order"},
     {"plugin_dir", SA_CFG_STRING, "", 0, 0, "folders searched before the built-in one"},
     {"max_clients", SA_CFG_INT, "10000", 1, 10000000, "connections served at once"},
+    {"max_per_address", SA_CFG_INT, "0", 0, 10000000,
+     "connections from one address; 0 = no limit"},
+    {"frame_timeout", SA_CFG_INT, "30", 1, 3600,
+     "seconds a client may take to send one frame once it began"},
     {"max_frame", SA_CFG_INT, "1048576", 256, 67108864, "largest frame accepted, bytes"},
     {"hello_timeout", SA_CFG_INT, "10", 1, 3600, "seconds to wait for hello"},
     {"heartbeat_interval", SA_CFG_INT, "20", 1, 3600, "seconds of silence before a ping"},
@@ -160,6 +164,8 @@ static int read_settings(sa_server *srv, const char *exe_dir, char *err, size_t 
         free(port);
     }
     set->max_clients = server_int(cfg, "max_clients");
+    set->max_per_address = server_int(cfg, "max_per_address");
+    set->frame_timeout_ms = server_int(cfg, "frame_timeout") * 1000;
     set->max_frame = (uint32_t)server_int(cfg, "max_frame");
     set->hello_timeout_ms = server_int(cfg, "hello_timeout") * 1000;
     set->heartbeat_interval_ms = server_int(cfg, "heartbeat_interval") * 1000;
@@ -400,6 +406,14 @@ typedef struct signal_watch {
     sa_engine *engine;
 } signal_watch;
 
+static void reload_plugins(const sa_server *srv)
+{
+    sa_log(SA_LOG_INFO, "core", "SIGHUP: reloading plugins' files");
+    for (size_t i = 0; i < srv->handler_count; i++)
+        if (srv->handlers[i].loaded.desc->on_reload)
+            srv->handlers[i].loaded.desc->on_reload(&srv->handlers[i]);
+}
+
 /* Signals are blocked in every thread (main does it first) and taken here
  * with sigwait, so the handling may call anything, not only
  * async-signal-safe functions. SIGUSR1 only ends this thread. */
@@ -413,7 +427,7 @@ static void *signal_thread(void *arg)
         if (sig == SIGUSR1)
             return NULL;
         if (sig == SIGHUP) {
-            sa_log(SA_LOG_INFO, "core", "SIGHUP: nothing to reload");
+            reload_plugins(sa_the_server);
             continue;
         }
         sa_log(SA_LOG_INFO, "core", "%s: shutting down", strsignal(sig));

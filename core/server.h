@@ -44,10 +44,12 @@ typedef struct sa_server_settings {
     char **plugins; /* NULL-terminated */
     char **plugin_dirs; /* search path: plugin_dir entries, then the default */
     int64_t max_clients;
+    int64_t max_per_address; /* 0 = no limit */
     uint32_t max_frame;
     int64_t hello_timeout_ms;
     int64_t heartbeat_interval_ms;
     int64_t heartbeat_timeout_ms;
+    int64_t frame_timeout_ms; /* a started frame must be complete by then */
     size_t sendq_max;
 } sa_server_settings;
 

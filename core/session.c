@@ -162,8 +162,6 @@ static struct {
     size_t count;
 } registry = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static atomic_long connection_count;
-
 static size_t name_hash(const char *key)
 {
     size_t h = 1469598103934665603ull; /* FNV-1a */
@@ -289,14 +287,3 @@ void sa_registry_foreach(int (*visit)(sa_session *s, void *arg), void *arg)
 done:
     pthread_mutex_unlock(&registry.lock);
 }
-
-int sa_connections_acquire(int64_t max_clients)
-{
-    if (atomic_fetch_add(&connection_count, 1) >= max_clients) {
-        atomic_fetch_sub(&connection_count, 1);
-        return -1;
-    }
-    return 0;
-}
-
-void sa_connections_release(void) { atomic_fetch_sub(&connection_count, 1); }

@@ -37,7 +37,8 @@ struct sa_session {
     int64_t last_rx_ms;
     int64_t last_ping_ms; /* when the server last pinged this silent client */
     int input_stopped;    /* a fatal frame error: ignore further input */
-    int counted;          /* counts toward max_clients */
+    int counted;          /* admitted: counts toward the connection limits */
+    int64_t frame_started_ms; /* when the partial frame held began, 0 if none */
 
     /* Bit i: handler plugin i asked for on_writable (any thread sets). */
     atomic_uint_fast64_t writable_wanted;
@@ -78,8 +79,5 @@ void sa_registry_remove(sa_session *s);
 sa_session *sa_registry_find(const char *name); /* new reference or NULL */
 void sa_registry_foreach(int (*visit)(sa_session *s, void *arg), void *arg);
 
-/* Connection count for max_clients. */
-int sa_connections_acquire(int64_t max_clients); /* 0 ok, -1 full */
-void sa_connections_release(void);
 
 #endif

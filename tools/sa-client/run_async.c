@@ -1,0 +1,182 @@
+/*
+ * --mode async: one libev loop watches stdin, the socket (through the
+ * library's libev front end) and two timers: the heartbeat, and the ui's
+ * deadline (hello reply, quit).
+ * After every event, sync_watchers() makes the watchers match the ui.
+ *
+ * Ownership: run_async owns the loop, the connection and the stdin buffer,
+ * and frees them before returning.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drivers.h"
+#include "sa_client.h"
+
+typedef struct async_run {
+    struct ev_loop *loop;
+    sa_client_async *conn;
+    ui ui;
+    ev_io stdin_watcher;
+    ev_timer heartbeat_timer;
+    ev_timer deadline_timer;
+    int64_t armed_deadline_ms; /* what deadline_timer is set for; -1: stopped */
+    int stdin_open;
+    char *stdin_buffer; /* SA_CLIENT_STDIN_CHUNK bytes */
+} async_run;
+
+static int64_t transport_request(void *ctx, const cJSON *msg)
+{
+    async_run *run = ctx;
+    return sa_client_async_request(run->conn, msg);
+}
+
+static int transport_send(void *ctx, const cJSON *msg)
+{
+    async_run *run = ctx;
+    return sa_client_async_send(run->conn, msg);
+}
+
+static void sync_watchers(async_run *run)
+{
+    ui *u = &run->ui;
+    if (u->phase == UI_DONE) {
+        ev_io_stop(run->loop, &run->stdin_watcher);
+        ev_timer_stop(run->loop, &run->heartbeat_timer);
+        ev_timer_stop(run->loop, &run->deadline_timer);
+        ev_break(run->loop, EVBREAK_ALL);
+        return;
+    }
+    if (run->stdin_open && ui_wants_input(u))
+        ev_io_start(run->loop, &run->stdin_watcher);
+    else
+        ev_io_stop(run->loop, &run->stdin_watcher);
+    if (!ev_is_active(&run->heartbeat_timer)) {
+        int64_t delay = ui_heartbeat(u, ui_now_ms());
+        if (delay >= 0) {
+            ev_timer_set(&run->heartbeat_timer, (double)delay / 1000.0, 0.0);
+            ev_timer_start(run->loop, &run->heartbeat_timer);
+        }
+    }
+    int64_t deadline = ui_deadline(u);
+    if (deadline != run->armed_deadline_ms) {
+        ev_timer_stop(run->loop, &run->deadline_timer);
+        run->armed_deadline_ms = deadline;
+        if (deadline >= 0) {
+            int64_t left = deadline - ui_now_ms();
+            ev_timer_set(&run->deadline_timer, left > 0 ? (double)left / 1000.0 : 0.0, 0.0);
+            ev_timer_start(run->loop, &run->deadline_timer);
+        }
+    }
+}
+
+static void on_frame(sa_client_async *conn, const cJSON *frame, void *arg)
+{
+    (void)conn;
+    async_run *run = arg;
+    ui_on_frame(&run->ui, frame, ui_now_ms());
+    sync_watchers(run);
+}
+
+static void on_close(sa_client_async *conn, const char *reason, void *arg)
+{
+    (void)conn;
+    async_run *run = arg;
+    ui_on_connection_lost(&run->ui, reason);
+    sync_watchers(run);
+}
+
+static void on_stdin(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    async_run *run = w->data;
+    ssize_t got = read(STDIN_FILENO, run->stdin_buffer, SA_CLIENT_STDIN_CHUNK);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (got > 0) {
+        ui_on_input(&run->ui, run->stdin_buffer, (size_t)got, ui_now_ms());
+    } else {
+        if (got < 0)
+            fprintf(stderr, "sa-client: cannot read stdin: %s\n", strerror(errno));
+        run->stdin_open = 0;
+        ui_on_input_end(&run->ui, ui_now_ms());
+    }
+    sync_watchers(run);
+}
+
+static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    async_run *run = w->data;
+    /* Stopped already (one-shot); sync_watchers re-arms it for the delay
+     * ui_heartbeat reports, sending a ping first when one is due. */
+    sync_watchers(run);
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    async_run *run = w->data;
+    /* libev counts from the loop's cached time, so the timer may fire a
+     * little before the ui's deadline: forget it so that sync_watchers
+     * arms it again for whatever remains. */
+    run->armed_deadline_ms = -1;
+    ui_check_deadline(&run->ui, ui_now_ms());
+    sync_watchers(run);
+}
+
+int run_async(const client_options *opt)
+{
+    async_run run;
+    memset(&run, 0, sizeof run);
+    run.stdin_open = 1;
+    run.stdin_buffer = malloc(SA_CLIENT_STDIN_CHUNK);
+    run.loop = ev_loop_new(EVFLAG_AUTO);
+    if (!run.stdin_buffer || !run.loop) {
+        fputs(run.loop ? "sa-client: out of memory\n" : "sa-client: cannot create an event loop\n",
+              stderr);
+        free(run.stdin_buffer);
+        if (run.loop)
+            ev_loop_destroy(run.loop);
+        return 1;
+    }
+    char err[512];
+    const sa_client_async_callbacks callbacks = {.on_frame = on_frame, .on_close = on_close};
+    run.conn = sa_client_async_connect(run.loop, opt->host, opt->port,
+                                       SA_CLIENT_CONNECT_TIMEOUT_MS, &callbacks, &run, err,
+                                       sizeof err);
+    if (!run.conn) {
+        fprintf(stderr, "sa-client: %s\n", err);
+        free(run.stdin_buffer);
+        ev_loop_destroy(run.loop);
+        return 1;
+    }
+    const ui_transport transport = {transport_request, transport_send, &run};
+    ui_init(&run.ui, opt, &transport);
+    ev_io_init(&run.stdin_watcher, on_stdin, STDIN_FILENO, EV_READ);
+    ev_init(&run.heartbeat_timer, on_heartbeat);
+    ev_init(&run.deadline_timer, on_deadline);
+    run.armed_deadline_ms = -1;
+    run.stdin_watcher.data = &run;
+    run.heartbeat_timer.data = &run;
+    run.deadline_timer.data = &run;
+
+    ui_start(&run.ui, ui_now_ms());
+    sync_watchers(&run);
+    if (run.ui.phase != UI_DONE)
+        ev_run(run.loop, 0);
+
+    int status = run.ui.exit_status;
+    sa_client_async_close(run.conn);
+    ui_free(&run.ui);
+    free(run.stdin_buffer);
+    ev_loop_destroy(run.loop);
+    return status;
+}

@@ -1,0 +1,213 @@
+/*
+ * --mode sync: the blocking client API with two threads.
+ *   - The main thread sends hello, then reads stdin lines and sends them;
+ *     it waits in poll() on stdin and on a wake pipe, with the ui's
+ *     deadline (hello reply, quit) as timeout.
+ *   - The receiving thread loops in sa_client_recv, hands each frame to
+ *     the ui and sends heartbeat pings when recv times out.
+ * Every ui call happens under `lock`. A request is sent while the lock is
+ * held, so its id is in the ui's pending list before the receiving thread
+ * can process the reply. (Such a send blocks only while the socket buffer
+ * is full, and the server keeps reading meanwhile, so the receiving thread
+ * waits for the lock only briefly.) The receiving thread writes the wake pipe when
+ * the ui's phase or its appetite for input changes.
+ *
+ * Ownership: run_sync owns the connection, the pipe, the mutex and the
+ * stdin buffer; it joins the receiving thread before freeing them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drivers.h"
+#include "sa_client.h"
+
+typedef struct sync_run {
+    sa_client *conn;
+    ui ui;
+    pthread_mutex_t lock; /* guards ui */
+    int wake_pipe[2];     /* [0] main reads, [1] the receiving thread writes */
+} sync_run;
+
+static int64_t transport_request(void *ctx, const cJSON *msg)
+{
+    sync_run *run = ctx;
+    return sa_client_send_request(run->conn, msg);
+}
+
+static int transport_send(void *ctx, const cJSON *msg)
+{
+    sync_run *run = ctx;
+    return sa_client_send(run->conn, msg) == SA_CLIENT_OK ? 0 : -1;
+}
+
+static void wake_main(sync_run *run)
+{
+    static const char byte = 1;
+    /* A full pipe (EAGAIN) already holds a wake-up for the main thread. */
+    if (write(run->wake_pipe[1], &byte, 1) < 0 && errno != EAGAIN)
+        fprintf(stderr, "sa-client: cannot wake the main thread: %s\n", strerror(errno));
+}
+
+static void drain_wake_pipe(sync_run *run)
+{
+    char bytes[64];
+    while (read(run->wake_pipe[0], bytes, sizeof bytes) > 0)
+        continue;
+}
+
+/* The state the main thread waits on; a change is worth a wake-up. */
+static int main_thread_view(const ui *u)
+{
+    return (int)u->phase * 2 + ui_wants_input(u);
+}
+
+static void *receive_loop(void *arg)
+{
+    sync_run *run = arg;
+    for (;;) {
+        pthread_mutex_lock(&run->lock);
+        int64_t timeout = ui_heartbeat(&run->ui, ui_now_ms());
+        int done = run->ui.phase == UI_DONE;
+        pthread_mutex_unlock(&run->lock);
+        if (done)
+            break;
+        cJSON *frame = NULL;
+        int status = sa_client_recv(run->conn, &frame, timeout > INT32_MAX ? INT32_MAX
+                                                                            : (int)timeout);
+        if (status == SA_CLIENT_TIMEOUT)
+            continue;
+        pthread_mutex_lock(&run->lock);
+        int before = main_thread_view(&run->ui);
+        if (status == SA_CLIENT_OK)
+            ui_on_frame(&run->ui, frame, ui_now_ms());
+        else
+            ui_on_connection_lost(&run->ui, sa_client_error(run->conn));
+        int changed = main_thread_view(&run->ui) != before;
+        pthread_mutex_unlock(&run->lock);
+        cJSON_Delete(frame);
+        if (changed)
+            wake_main(run);
+        if (status != SA_CLIENT_OK)
+            break;
+    }
+    return NULL;
+}
+
+/* Serves stdin until the ui is done. */
+static void main_loop(sync_run *run, char *buffer)
+{
+    int stdin_open = 1;
+    for (;;) {
+        pthread_mutex_lock(&run->lock);
+        enum ui_phase phase = run->ui.phase;
+        int read_stdin = stdin_open && ui_wants_input(&run->ui);
+        int64_t deadline = ui_deadline(&run->ui);
+        pthread_mutex_unlock(&run->lock);
+        if (phase == UI_DONE)
+            return;
+
+        int timeout = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - ui_now_ms();
+            timeout = left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        struct pollfd fds[2] = {{.fd = run->wake_pipe[0], .events = POLLIN},
+                                {.fd = read_stdin ? STDIN_FILENO : -1, .events = POLLIN}};
+        int ready = poll(fds, 2, timeout);
+        if (ready < 0 && errno != EINTR) {
+            fprintf(stderr, "sa-client: poll: %s\n", strerror(errno));
+            pthread_mutex_lock(&run->lock);
+            ui_on_connection_lost(&run->ui, "cannot wait for input");
+            pthread_mutex_unlock(&run->lock);
+            return;
+        }
+        if (ready > 0 && fds[0].revents)
+            drain_wake_pipe(run);
+        if (ready > 0 && fds[1].revents) {
+            ssize_t got = read(STDIN_FILENO, buffer, SA_CLIENT_STDIN_CHUNK);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got < 0)
+                fprintf(stderr, "sa-client: cannot read stdin: %s\n", strerror(errno));
+            pthread_mutex_lock(&run->lock);
+            if (got > 0) {
+                ui_on_input(&run->ui, buffer, (size_t)got, ui_now_ms());
+            } else {
+                stdin_open = 0;
+                ui_on_input_end(&run->ui, ui_now_ms());
+            }
+            pthread_mutex_unlock(&run->lock);
+        }
+        pthread_mutex_lock(&run->lock);
+        ui_check_deadline(&run->ui, ui_now_ms());
+        pthread_mutex_unlock(&run->lock);
+    }
+}
+
+int run_sync(const client_options *opt)
+{
+    sync_run run;
+    memset(&run, 0, sizeof run);
+    char err[512];
+    run.conn = sa_client_connect(opt->host, opt->port, SA_CLIENT_CONNECT_TIMEOUT_MS, err,
+                                 sizeof err);
+    if (!run.conn) {
+        fprintf(stderr, "sa-client: %s\n", err);
+        return 1;
+    }
+    char *buffer = malloc(SA_CLIENT_STDIN_CHUNK); /* ours; freed below */
+    if (!buffer) {
+        fputs("sa-client: out of memory\n", stderr);
+        sa_client_close(run.conn);
+        return 1;
+    }
+    if (pipe2(run.wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        fprintf(stderr, "sa-client: cannot create a pipe: %s\n", strerror(errno));
+        free(buffer);
+        sa_client_close(run.conn);
+        return 1;
+    }
+    int rc = pthread_mutex_init(&run.lock, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "sa-client: cannot create a mutex: %s\n", strerror(rc));
+        goto out_pipe;
+    }
+    const ui_transport transport = {transport_request, transport_send, &run};
+    ui_init(&run.ui, opt, &transport);
+    ui_start(&run.ui, ui_now_ms()); /* no other thread yet: no lock needed */
+
+    pthread_t receiver;
+    rc = pthread_create(&receiver, NULL, receive_loop, &run);
+    if (rc != 0) {
+        fprintf(stderr, "sa-client: cannot start the receiving thread: %s\n", strerror(rc));
+        run.ui.exit_status = 1;
+    } else {
+        main_loop(&run, buffer);
+        /* Unblocks the receiving thread's recv if it is still waiting. */
+        sa_client_shutdown(run.conn);
+        rc = pthread_join(receiver, NULL);
+        if (rc != 0)
+            fprintf(stderr, "sa-client: cannot join the receiving thread: %s\n", strerror(rc));
+    }
+    int status = run.ui.exit_status;
+    ui_free(&run.ui);
+    pthread_mutex_destroy(&run.lock);
+    free(buffer);
+    (void)close(run.wake_pipe[0]); /* releases the descriptor whatever it reports */
+    (void)close(run.wake_pipe[1]);
+    sa_client_close(run.conn);
+    return status;
+
+out_pipe:
+    (void)close(run.wake_pipe[0]);
+    (void)close(run.wake_pipe[1]);
+    free(buffer);
+    sa_client_close(run.conn);
+    return 1;
+}

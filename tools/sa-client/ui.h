@@ -1,0 +1,106 @@
+/*
+ * sa-client's session logic, shared by both modes: the hello exchange,
+ * command parsing, output formatting, request bookkeeping, heartbeat and
+ * the quit sequence. The drivers (run_sync.c, run_async.c) only move bytes
+ * and time into it and act on its phase.
+ *
+ * Not thread-safe: a driver calling it from several threads serializes the
+ * calls itself (run_sync.c holds one mutex around every call).
+ */
+#ifndef SA_CLIENT_UI_H
+#define SA_CLIENT_UI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "input.h"
+
+/* Command-line settings; the strings belong to the caller (argv/environ)
+ * and outlive the ui. */
+typedef struct client_options {
+    const char *host;
+    const char *port;
+    const char *name;
+    const char *token; /* NULL: none */
+    const char *room;
+    int json;
+    int sync_mode;
+    long retries;
+} client_options;
+
+/* How the ui sends. Both return failure only when the frame could not be
+ * queued or written; the driver learns of a broken connection from its
+ * receiving side and reports it through ui_on_connection_lost. */
+typedef struct ui_transport {
+    int64_t (*request)(void *ctx, const cJSON *msg); /* adds a fresh id; the id or -1 */
+    int (*send)(void *ctx, const cJSON *msg);        /* 0 or -1 */
+    void *ctx;
+} ui_transport;
+
+enum ui_phase {
+    UI_HELLO,    /* hello sent, waiting for its reply */
+    UI_READY,    /* reading input */
+    UI_QUITTING, /* input ended: waiting (bounded) for the last replies */
+    UI_DONE      /* the driver closes the connection and exits with exit_status */
+};
+
+/* How long the hello reply may take, and how long the quit sequence
+ * waits for outstanding replies. */
+#define UI_HELLO_WAIT_MS 10000
+#define UI_QUIT_WAIT_MS 5000
+
+typedef struct ui_pending ui_pending;
+
+typedef struct ui {
+    const client_options *opt;
+    ui_transport transport;
+    enum ui_phase phase;
+    int exit_status;
+    int64_t hello_id;
+    int64_t initial_join_id; /* the join of --room until its reply; else -1 */
+    int rooms_enabled;     /* the server has the rooms plugin */
+    char *current_room;    /* owned; NULL when there is none */
+    uint32_t max_frame;    /* from the hello reply */
+    int64_t heartbeat_ms;  /* 0: no client pings */
+    int64_t last_send_ms;  /* monotonic time of our last frame */
+    int64_t deadline_ms;   /* of the hello or quit wait; see ui_deadline */
+    ui_pending *pending_head, *pending_tail; /* owned: requests awaiting a reply */
+    size_t pending_count;
+    line_reader input;
+} ui;
+
+int64_t ui_now_ms(void); /* monotonic milliseconds */
+
+void ui_init(ui *u, const client_options *opt, const ui_transport *transport);
+void ui_free(ui *u);
+
+/* Sends hello. */
+void ui_start(ui *u, int64_t now_ms);
+/* One frame from the server. */
+void ui_on_frame(ui *u, const cJSON *frame, int64_t now_ms);
+/* Bytes from stdin; only while ui_wants_input. */
+void ui_on_input(ui *u, const char *data, size_t len, int64_t now_ms);
+/* End of stdin: the same as /quit. */
+void ui_on_input_end(ui *u, int64_t now_ms);
+/* The connection is gone (`reason` is human text). */
+void ui_on_connection_lost(ui *u, const char *reason);
+/* Sends a ping when the connection has been idle for the heartbeat
+ * interval. Returns the milliseconds until it should be called again, or
+ * -1 when no heartbeat is running. */
+int64_t ui_heartbeat(ui *u, int64_t now_ms);
+/* The monotonic time by which the phase must end (waiting for the hello
+ * reply, or for the last replies when quitting), or -1 when none. */
+int64_t ui_deadline(const ui *u);
+/* Acts on a passed deadline: no hello reply ends the session with status
+ * 1; the quit sequence ends with status 0 whatever is still missing. */
+void ui_check_deadline(ui *u, int64_t now_ms);
+
+/* 1 when the driver should read stdin now: the session is ready, the
+ * initial join (if any) has its reply, and not too many requests are
+ * waiting for replies. */
+int ui_wants_input(const ui *u);
+
+#endif
