@@ -119,8 +119,12 @@ static int64_t glue_timer(sa_session *s, int64_t now)
         sa_session_close(s, "idle_timeout");
         return recheck_ms;
     }
-    int64_t frame_deadline =
-        s->frame_started_ms ? s->frame_started_ms + set->frame_timeout_ms - now : INT64_MAX;
+    /* The engine re-arms the timer only when it fires, so a frame begun
+     * after this call is noticed at the next one: waking at least every
+     * frame_timeout bounds a stalled frame's life to twice that. */
+    int64_t frame_deadline = s->frame_started_ms
+                                 ? s->frame_started_ms + set->frame_timeout_ms - now
+                                 : set->frame_timeout_ms;
     if (!s->name) {
         int64_t deadline = s->opened_ms + set->hello_timeout_ms;
         if (now >= deadline) {

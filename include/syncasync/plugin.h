@@ -226,6 +226,10 @@ typedef struct sa_plugin {
     void (*on_disconnect)(sa_plugin_ctx *ctx, sa_session *s);
     /* Called in the session's lane after session_notify_writable. */
     void (*on_writable)(sa_plugin_ctx *ctx, sa_session *s);
+    /* Called on SIGHUP, from the host's signal thread: re-read the
+     * plugin's own files (e.g. a tokens file). Keep the old state when the
+     * new one is bad, and log why. */
+    void (*on_reload)(sa_plugin_ctx *ctx);
 
     /* Engine plugins only. */
     const struct sa_engine_ops *engine;
