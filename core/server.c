@@ -341,6 +341,12 @@ sa_server *sa_server_setup(sa_config *cfg, const char *exe_dir, char *err, size_
         sa_server_teardown(srv);
         return NULL;
     }
+    sa_log(SA_LOG_DEBUG, "core", "engine %s from %s", srv->settings.engine,
+           srv->engine_plugin.loaded.path);
+    for (size_t i = 0; i < srv->handler_count; i++)
+        sa_log(SA_LOG_INFO, "core", "plugin %s %s from %s", srv->handlers[i].loaded.desc->name,
+               srv->handlers[i].loaded.desc->version ? srv->handlers[i].loaded.desc->version : "",
+               srv->handlers[i].loaded.path);
     srv->features_json = features_json(srv);
     if (asprintf(&srv->server_id, "syncasyncd/%s", SA_VERSION) < 0)
         srv->server_id = NULL;
