@@ -1,10 +1,13 @@
 #include "dispatch.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "log.h"
 #include "server.h"
 #include "session.h"
+
+static pthread_mutex_t hello_lock = PTHREAD_MUTEX_INITIALIZER;
 
 enum sa_route_kind sa_dispatch_classify(const char *type, int after_hello, int plugin_handles)
 {
@@ -128,12 +131,19 @@ static void handle_hello(const sa_request *req)
     }
     if (hello_checks_pass(req) != 0)
         return;
+    /* Arrivals and departures are serialized (hello_lock): once a client
+     * has its hello reply, the plugins have finished announcing it, so a
+     * user who arrives next sees it settled (in its rooms, online), and a
+     * name is free again only once its owner's departure was announced. */
+    pthread_mutex_lock(&hello_lock);
     if (sa_registry_add(s, name->valuestring) != 0) {
+        pthread_mutex_unlock(&hello_lock);
         sa_reply_error(req, "name_taken", "that name is in use", NULL);
         return;
     }
     cJSON *result = hello_result(s);
     if (!result || sa_reply_ok(req, result) != 0) {
+        pthread_mutex_unlock(&hello_lock);
         cJSON_Delete(result);
         sa_log(SA_LOG_WARN, "core", "%s: hello reply could not be sent", s->peer);
         sa_session_close(s, NULL);
@@ -145,6 +155,7 @@ static void handle_hello(const sa_request *req)
     for (size_t i = 0; i < srv->handler_count; i++)
         if (srv->handlers[i].loaded.desc->on_hello)
             srv->handlers[i].loaded.desc->on_hello(&srv->handlers[i], s);
+    pthread_mutex_unlock(&hello_lock);
 }
 
 void sa_dispatch_frame(sa_session *s, const unsigned char *payload, size_t len)
@@ -183,4 +194,16 @@ void sa_dispatch_frame(sa_session *s, const unsigned char *payload, size_t len)
         break;
     }
     sa_envelope_free(&env);
+}
+
+void sa_dispatch_departure(sa_session *s)
+{
+    const sa_server *srv = sa_the_server;
+    pthread_mutex_lock(&hello_lock);
+    sa_registry_remove(s);
+    /* Reverse start order: a plugin leaves before those it builds on. */
+    for (size_t i = srv->handler_count; i-- > 0;)
+        if (srv->handlers[i].loaded.desc->on_disconnect)
+            srv->handlers[i].loaded.desc->on_disconnect(&srv->handlers[i], s);
+    pthread_mutex_unlock(&hello_lock);
 }

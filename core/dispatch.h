@@ -31,6 +31,10 @@ typedef struct sa_request_private {
 /* Handles one frame's payload. */
 void sa_dispatch_frame(sa_session *s, const unsigned char *payload, size_t len);
 
+/* A session that completed hello is gone: unregisters it and runs the
+ * plugins' on_disconnect hooks, in reverse start order. */
+void sa_dispatch_departure(sa_session *s);
+
 /* Replies to a request (also used by the host services). */
 int sa_reply_ok(const sa_request *req, const cJSON *fields);
 int sa_reply_error(const sa_request *req, const char *code, const char *message,

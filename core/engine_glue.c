@@ -164,12 +164,7 @@ static void glue_closed(sa_session *s)
 {
     sa_session_mark_gone(s);
     if (s->name) {
-        sa_registry_remove(s);
-        const sa_server *srv = sa_the_server;
-        /* Reverse start order: a plugin leaves before those it builds on. */
-        for (size_t i = srv->handler_count; i-- > 0;)
-            if (srv->handlers[i].loaded.desc->on_disconnect)
-                srv->handlers[i].loaded.desc->on_disconnect(&srv->handlers[i], s);
+        sa_dispatch_departure(s);
         sa_log(SA_LOG_DEBUG, "core", "%s (%s): disconnected", s->peer, s->name);
     } else {
         sa_log(SA_LOG_DEBUG, "core", "%s: disconnected", s->peer);
