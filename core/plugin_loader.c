@@ -22,6 +22,12 @@ char *sa_plugin_default_dir(const char *exe_dir)
     char *dir = NULL;
     if (asprintf(&dir, "%s/%s", exe_dir, SA_PLUGIN_RELDIR) < 0)
         return NULL;
+    /* Tidier in messages; a folder that does not exist stays as written. */
+    char *resolved = realpath(dir, NULL);
+    if (resolved) {
+        free(dir);
+        dir = resolved;
+    }
     return dir;
 }
 
