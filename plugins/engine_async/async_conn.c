@@ -302,6 +302,17 @@ static void flush(sa_conn *c)
     update_io(c);
 }
 
+/* Calls core->writable once the queue is down to an armed mark. From the
+ * loop only (the connection's lane), never inside send/close. */
+static void check_writable(sa_conn *c)
+{
+    size_t mark = atomic_load(&c->writable_mark);
+    if (mark == SIZE_MAX || c->state != CONN_OPEN || atomic_load(&c->queued) > mark)
+        return;
+    if (atomic_exchange(&c->writable_mark, SIZE_MAX) != SIZE_MAX)
+        c->loop->core->writable(c->session);
+}
+
 void conn_flush_dirty(struct async_loop *loop)
 {
     sa_conn *c;
@@ -311,9 +322,31 @@ void conn_flush_dirty(struct async_loop *loop)
         c->dirty = false;
         c->pins++;
         flush(c);
+        check_writable(c);
         c->pins--;
         conn_release_if_done(c);
     }
+}
+
+void conn_mark_dirty(sa_conn *c)
+{
+    if (c->state == CONN_OPEN)
+        mark_dirty(c);
+}
+
+size_t conn_queued(sa_conn *c) { return atomic_load(&c->queued); }
+
+void conn_notify_writable(sa_conn *c, size_t low_water)
+{
+    if (atomic_load(&c->refusing))
+        return;
+    /* SIZE_MAX means "not armed": the highest real mark is one below. */
+    atomic_store(&c->writable_mark, low_water == SIZE_MAX ? SIZE_MAX - 1 : low_water);
+    if (async_loop_is_current(c->loop))
+        mark_dirty(c);
+    else if (inbox_post(c->loop, c, INBOX_NOTIFY, NULL) != 0)
+        c->loop->core->log(SA_LOG_ERROR, "out of memory: a writable notice is delayed until "
+                                         "the connection's next write");
 }
 
 /* ---- closing ------------------------------------------------------------- */
@@ -552,6 +585,7 @@ static void conn_io_cb(struct ev_loop *ev, ev_io *w, int revents)
     if (revents & EV_WRITE) {
         c->write_blocked = false;
         flush(c);
+        check_writable(c);
     }
     if (revents & EV_READ) {
         if (c->state == CONN_OPEN)
@@ -597,6 +631,7 @@ void conn_open(struct async_loop *loop, int fd, const char *peer)
     atomic_init(&c->queued, 0);
     atomic_init(&c->inbox_refs, 0);
     atomic_init(&c->refusing, false);
+    atomic_init(&c->writable_mark, SIZE_MAX);
     ev_io_init(&c->io, conn_io_cb, fd, 0);
     c->io.data = c;
     ev_init(&c->timer, conn_timer_cb);

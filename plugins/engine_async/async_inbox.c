@@ -89,6 +89,9 @@ void inbox_drain(struct async_loop *loop)
         case INBOX_DROP:
             conn_drop(e->conn);
             break;
+        case INBOX_NOTIFY:
+            conn_mark_dirty(e->conn);
+            break;
         }
         e->frame = NULL;
     }

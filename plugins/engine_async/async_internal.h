@@ -65,6 +65,7 @@ struct sa_conn {
     atomic_size_t queued;    /* bytes of queued frames, inbox ones included */
     atomic_uint inbox_refs;  /* inbox entries naming this connection */
     atomic_bool refusing;    /* send() now fails: closing, dropped or gone */
+    atomic_size_t writable_mark; /* notify_writable's low water; SIZE_MAX = none */
     int fd;                  /* owned; -1 once finished */
     unsigned char state;     /* enum conn_state */
     unsigned char pins;      /* loop callbacks on the stack that use it */
@@ -74,7 +75,7 @@ struct sa_conn {
     bool dropped : 1;        /* passed sendq_max: later frames are discarded */
 };
 
-enum inbox_op { INBOX_SEND, INBOX_CLOSE, INBOX_DROP };
+enum inbox_op { INBOX_SEND, INBOX_CLOSE, INBOX_DROP, INBOX_NOTIFY };
 
 struct inbox_entry {
     struct inbox_entry *next;
@@ -132,9 +133,12 @@ void conn_open(struct async_loop *loop, int fd, const char *peer);
 /* The engine ops send and close, callable from any thread. */
 int conn_send(sa_conn *c, sa_frame *f);
 void conn_close(sa_conn *c);
+size_t conn_queued(sa_conn *c);
+void conn_notify_writable(sa_conn *c, size_t low_water);
 /* Loop thread only. */
 void conn_flush_dirty(struct async_loop *loop);
 void conn_deliver(sa_conn *c, sa_frame *f); /* an inbox send: takes over f's reference */
+void conn_mark_dirty(sa_conn *c); /* have the flusher look at it (writable marks) */
 void conn_begin_close(sa_conn *c);
 void conn_drop(sa_conn *c);
 void conn_shutdown(sa_conn *c); /* bye shutdown + close, for stop() */

@@ -54,6 +54,8 @@ static const struct sa_engine_ops async_engine_ops = {
     .destroy = async_destroy,
     .send = conn_send,
     .close = conn_close,
+    .queued = conn_queued,
+    .notify_writable = conn_notify_writable,
 };
 
 static const sa_plugin async_engine_plugin = {

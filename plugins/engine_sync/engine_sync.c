@@ -365,6 +365,8 @@ static const struct sa_engine_ops sync_engine_ops = {
     .destroy = sync_destroy,
     .send = sync_conn_send,
     .close = sync_conn_close,
+    .queued = sync_conn_queued,
+    .notify_writable = sync_conn_notify_writable,
 };
 
 static const sa_plugin sync_engine_plugin = {

@@ -14,6 +14,8 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -60,12 +62,20 @@ sa_conn *sync_conn_new(sa_engine *engine, const sa_engine_core *core, int fd)
         goto fail_mutex;
     if (sync_cond_init_monotonic(&c->writer_gone) != 0)
         goto fail_wake;
+    /* One eventfd per connection, made up front so that arming a writable
+     * notice can never fail half-way. */
+    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->wake_fd < 0)
+        goto fail_gone;
     c->engine = engine;
     c->core = core;
     c->fd = fd;
+    c->writable_mark = SIZE_MAX;
     frame_queue_init(&c->queue);
     return c;
 
+fail_gone:
+    pthread_cond_destroy(&c->writer_gone);
 fail_wake:
     pthread_cond_destroy(&c->writer_wake);
 fail_mutex:
@@ -82,6 +92,7 @@ void sync_conn_free(sa_conn *c)
         c->core->frame_unref(c->final_frame);
     if (c->fd >= 0 && close(c->fd) != 0)
         c->core->log(SA_LOG_DEBUG, "closing a client socket: %s", strerror(errno));
+    close(c->wake_fd);
     pthread_cond_destroy(&c->writer_gone);
     pthread_cond_destroy(&c->writer_wake);
     pthread_mutex_destroy(&c->lock);
@@ -195,6 +206,53 @@ void sync_conn_force_shutdown(sa_conn *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* ---- writable notices ------------------------------------------------- */
+
+/* Lock held. When the armed mark is reached, hands the notice to the
+ * reader thread: core->writable must run in the connection's lane. */
+static void check_writable_locked(sa_conn *c)
+{
+    if (c->writable_mark == SIZE_MAX || c->closing || c->queued_bytes > c->writable_mark)
+        return;
+    c->writable_mark = SIZE_MAX;
+    c->writable_due = true;
+    uint64_t one = 1;
+    if (write(c->wake_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        c->core->log(SA_LOG_ERROR, "waking a reader thread: %s", strerror(errno));
+}
+
+size_t sync_conn_queued(sa_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t queued = c->queued_bytes;
+    pthread_mutex_unlock(&c->lock);
+    return queued;
+}
+
+void sync_conn_notify_writable(sa_conn *c, size_t low_water)
+{
+    pthread_mutex_lock(&c->lock);
+    if (!c->closing) {
+        /* SIZE_MAX means "not armed": the highest real mark is one below. */
+        c->writable_mark = low_water == SIZE_MAX ? SIZE_MAX - 1 : low_water;
+        check_writable_locked(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Reader thread: takes a due notice, if any. */
+static bool take_writable(sa_conn *c)
+{
+    uint64_t count;
+    if (read(c->wake_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+        c->core->log(SA_LOG_ERROR, "reading a reader's eventfd: %s", strerror(errno));
+    pthread_mutex_lock(&c->lock);
+    bool due = c->writable_due && !c->closing;
+    c->writable_due = false;
+    pthread_mutex_unlock(&c->lock);
+    return due;
+}
+
 /* ---- writer thread ----------------------------------------------------- */
 
 static size_t fill_batch_locked(const sa_conn *c, struct iovec *iov)
@@ -289,6 +347,7 @@ static void *writer_main(void *arg)
             break;
         }
         consume_written_locked(c, (size_t)sent);
+        check_writable_locked(c);
         if (c->trim_after_write) {
             c->trim_after_write = false;
             c->queued_bytes -= frame_queue_truncate(&c->queue, c->head_written > 0 ? 1 : 0,
@@ -353,15 +412,18 @@ static void serve(sa_conn *c, unsigned char *buf)
             continue;
         }
         int64_t wait_ms = deadline - now;
-        struct pollfd watch = {.fd = c->fd, .events = POLLIN};
-        int ready = poll(&watch, 1, wait_ms > INT_MAX ? INT_MAX : (int)wait_ms);
+        struct pollfd watch[2] = {{.fd = c->fd, .events = POLLIN},
+                                  {.fd = c->wake_fd, .events = POLLIN}};
+        int ready = poll(watch, 2, wait_ms > INT_MAX ? INT_MAX : (int)wait_ms);
         if (ready < 0) {
             if (errno == EINTR)
                 continue;
             core->log(SA_LOG_ERROR, "poll on a client socket: %s", strerror(errno));
             return;
         }
-        if (ready == 0)
+        if (watch[1].revents && take_writable(c))
+            core->writable(c->session);
+        if (!watch[0].revents)
             continue;
         /* Input still queued in the kernel after a close is not delivered. */
         if (is_closing(c))

@@ -44,6 +44,9 @@ struct sa_conn {
     bool trim_after_write;      /* a drop happened mid-write: discard the unbegun frames */
     bool writer_abort;          /* the linger is over: the writer must quit now */
     bool writer_exited;
+    int wake_fd;                /* owned eventfd: tells the reader a writable mark was reached */
+    size_t writable_mark;       /* notify_writable's low water; SIZE_MAX = none */
+    bool writable_due;          /* the mark was reached: the reader calls core->writable */
 
     sa_conn *prev, *next;       /* the engine's lists; guarded by the engine's lock */
 };
@@ -63,6 +66,9 @@ void sync_conn_free(sa_conn *c);
 /* The engine operations of the same names (syncasync/engine.h). */
 int sync_conn_send(sa_conn *c, sa_frame *f);
 void sync_conn_close(sa_conn *c);
+size_t sync_conn_queued(sa_conn *c);
+/* Arms one core->writable call, made by the reader thread (the lane). */
+void sync_conn_notify_writable(sa_conn *c, size_t low_water);
 
 /* Cuts the socket off in both directions so that both threads notice at
  * once, whatever they are blocked in (the end of the shutdown linger). */
