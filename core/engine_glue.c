@@ -53,6 +53,7 @@ static void frame_error(sa_session *s, const char *code, const char *message)
 static int on_frame(void *arg, const unsigned char *payload, size_t len)
 {
     sa_session *s = arg;
+    s->frames_received++;
     sa_dispatch_frame(s, payload, len);
     return sa_session_is_closing(s);
 }
@@ -65,6 +66,7 @@ static int glue_input(sa_session *s, const unsigned char *data, size_t len)
     }
     s->last_rx_ms = sa_monotonic_ms();
     int stopped = 0;
+    uint64_t frames_before = s->frames_received;
     enum sa_decode_status st = sa_decoder_feed(&s->decoder, data, len, on_frame, s, &stopped);
     char message[96];
     switch (st) {
@@ -86,10 +88,11 @@ static int glue_input(sa_session *s, const unsigned char *data, size_t len)
     }
     if (stopped || sa_session_is_closing(s))
         s->input_stopped = 1;
-    if (!sa_decoder_idle(&s->decoder))
-        s->frame_started_ms = s->frame_started_ms ? s->frame_started_ms : s->last_rx_ms;
-    else
+    /* The frame held now began in this read if another one ended in it. */
+    if (sa_decoder_idle(&s->decoder))
         s->frame_started_ms = 0;
+    else if (!s->frame_started_ms || s->frames_received != frames_before)
+        s->frame_started_ms = s->last_rx_ms;
     return s->input_stopped ? -1 : 0;
 }
 

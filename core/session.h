@@ -39,6 +39,7 @@ struct sa_session {
     int input_stopped;    /* a fatal frame error: ignore further input */
     int counted;          /* admitted: counts toward the connection limits */
     int64_t frame_started_ms; /* when the partial frame held began, 0 if none */
+    uint64_t frames_received;
 
     /* Bit i: handler plugin i asked for on_writable (any thread sets). */
     atomic_uint_fast64_t writable_wanted;

@@ -162,6 +162,36 @@ static void test_whole_frames_do_not_time_out(void **state)
     h_request_ok(c, "{\"type\":\"msg\",\"text\":\"still here\"}");
 }
 
+static void test_steady_stream_with_partial_frames(void **state)
+{
+    (void)state;
+    h_daemon *d = h_daemon_startv(NULL, "server.frame_timeout=1", "chat.rate=0", NULL);
+    sa_client *c = h_login(d, "streamer");
+    /* Each write ends half-way into the next frame, for 2.5 frame timeouts:
+     * frames keep completing, so no frame is slow and nothing may close. */
+    const char *json = "{\"type\":\"ping\"}";
+    size_t len = strlen(json);
+    unsigned char frame[64];
+    frame[0] = frame[1] = frame[2] = 0;
+    frame[3] = (unsigned char)len;
+    memcpy(frame + 4, json, len);
+    size_t frame_len = len + 4, half = frame_len / 2;
+    h_send_raw(c, frame, half);
+    int64_t until = h_now_ms() + 2500;
+    int sent = 0;
+    while (h_now_ms() < until) {
+        h_send_raw(c, frame + half, frame_len - half);
+        h_send_raw(c, frame, half);
+        sent++;
+        h_expect(c, "pong", H_REPLY_MS);
+        h_sleep_ms(50);
+    }
+    h_send_raw(c, frame + half, frame_len - half);
+    h_expect(c, "pong", H_REPLY_MS);
+    if (sent < 10)
+        h_fail("only %d frames streamed", sent);
+}
+
 int main(int argc, char **argv)
 {
     h_init(argc, argv, "test_limits");
@@ -170,6 +200,7 @@ int main(int argc, char **argv)
         H_TEST(test_frame_timeout_stalled_frame),
         H_TEST(test_frame_timeout_slow_loris),
         H_TEST(test_whole_frames_do_not_time_out),
+        H_TEST(test_steady_stream_with_partial_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
