@@ -302,22 +302,30 @@ static void flush(sa_conn *c)
     update_io(c);
 }
 
-/* Calls core->writable once the queue is down to an armed mark. From the
- * loop only (the connection's lane), never inside send/close. */
+/* Calls core->writable once the queue is down to an armed mark. From a
+ * watcher callback only (the connection's lane), never inside send, close
+ * or notify_writable. */
 static void check_writable(sa_conn *c)
 {
     size_t mark = atomic_load(&c->writable_mark);
     if (mark == SIZE_MAX || c->state != CONN_OPEN || atomic_load(&c->queued) > mark)
         return;
-    if (atomic_exchange(&c->writable_mark, SIZE_MAX) != SIZE_MAX)
+    /* Fails when another thread re-armed meanwhile: its notice, already
+     * posted, has the new mark checked. */
+    if (atomic_compare_exchange_strong(&c->writable_mark, &mark, SIZE_MAX))
         c->loop->core->writable(c->session);
 }
 
 void conn_flush_dirty(struct async_loop *loop)
 {
+    /* Only the connections dirty now: one that a callback below marks
+     * again (a handler re-arming from on_writable with nothing to send)
+     * waits for the next loop turn, so it cannot hold the loop. */
+    sa_conn *batch = loop->dirty;
+    loop->dirty = NULL;
     sa_conn *c;
-    while ((c = loop->dirty)) {
-        loop->dirty = c->dirty_next;
+    while ((c = batch)) {
+        batch = c->dirty_next;
         c->dirty_next = NULL;
         c->dirty = false;
         c->pins++;

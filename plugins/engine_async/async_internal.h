@@ -7,8 +7,8 @@
  *   - the inbox (inbox_*), guarded by inbox_lock: other threads post their
  *     send/close requests there and wake the loop with ev_async;
  *   - stop_requested and rescan_requested, atomics set by any thread;
- *   - a connection's atomics (refusing, queued, inbox_refs), which other
- *     threads read and update in send/close.
+ *   - a connection's atomics (refusing, queued, inbox_refs, writable_mark),
+ *     which other threads read and update in send/close/notify_writable.
  *
  * Ownership:
  *   - the engine owns its listeners (fds closed at shutdown or destroy) and
@@ -94,6 +94,8 @@ struct async_loop {
 
     ev_async wakeup;            /* inbox posts, stop requests */
     ev_prepare flusher;         /* writes every dirty connection before polling */
+    ev_idle no_wait;            /* active while connections wait to be flushed:
+                                   the next poll must not block */
     ev_timer shutdown_deadline; /* force-finishes what shutdown_linger left */
 
     unsigned char *read_buf; /* shared by every connection of the loop */

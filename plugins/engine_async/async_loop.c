@@ -48,9 +48,21 @@ static void loop_wakeup_cb(struct ev_loop *ev, ev_async *w, int revents)
 
 static void loop_flush_cb(struct ev_loop *ev, ev_prepare *w, int revents)
 {
-    (void)ev;
     (void)revents;
-    conn_flush_dirty(w->data);
+    struct async_loop *loop = w->data;
+    conn_flush_dirty(loop);
+    /* What the flush itself marked dirty is flushed on the next turn,
+     * which must come without waiting for an event. */
+    if (loop->dirty)
+        ev_idle_start(ev, &loop->no_wait);
+    else
+        ev_idle_stop(ev, &loop->no_wait);
+}
+
+static void loop_no_wait_cb(struct ev_loop *ev, ev_idle *w, int revents)
+{
+    (void)revents;
+    ev_idle_stop(ev, w);
 }
 
 static void force_finish_all(struct async_loop *loop)
@@ -96,6 +108,7 @@ int async_loop_init(struct async_loop *loop, sa_engine *engine, const sa_engine_
     ev_prepare_init(&loop->flusher, loop_flush_cb);
     loop->flusher.data = loop;
     ev_prepare_start(loop->ev, &loop->flusher);
+    ev_idle_init(&loop->no_wait, loop_no_wait_cb);
     ev_init(&loop->shutdown_deadline, loop_shutdown_deadline_cb);
     loop->shutdown_deadline.data = loop;
     return 0;
@@ -134,6 +147,7 @@ void async_loop_free(struct async_loop *loop)
     if (loop->ev) {
         ev_async_stop(loop->ev, &loop->wakeup);
         ev_prepare_stop(loop->ev, &loop->flusher);
+        ev_idle_stop(loop->ev, &loop->no_wait);
         ev_timer_stop(loop->ev, &loop->shutdown_deadline);
         /* Entries still posted hold the last references to some finished
          * connections; releasing them frees those. */

@@ -195,7 +195,7 @@ static void accept_client(sa_engine *e, int listener)
 
     sa_conn *c = sync_conn_new(e, core, fd);
     if (!c) {
-        core->log(SA_LOG_ERROR, "out of memory accepting %s", peer);
+        core->log(SA_LOG_ERROR, "cannot accept %s: %s", peer, strerror(errno));
         close(fd);
         return;
     }

@@ -14,10 +14,9 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
-#include <sys/eventfd.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -56,17 +55,23 @@ sa_conn *sync_conn_new(sa_engine *engine, const sa_engine_core *core, int fd)
     sa_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    if (pthread_mutex_init(&c->lock, NULL) != 0)
+    int err = pthread_mutex_init(&c->lock, NULL);
+    if (err != 0)
         goto fail_free;
-    if (pthread_cond_init(&c->writer_wake, NULL) != 0)
+    err = pthread_cond_init(&c->writer_wake, NULL);
+    if (err != 0)
         goto fail_mutex;
-    if (sync_cond_init_monotonic(&c->writer_gone) != 0)
+    err = sync_cond_init_monotonic(&c->writer_gone);
+    if (err != 0)
         goto fail_wake;
-    /* One eventfd per connection, made up front so that arming a writable
-     * notice can never fail half-way. */
+    /* Made up front, not on the first notify_writable: a reader blocked in
+     * poll() could not learn of an eventfd another thread made later. The
+     * cost is one descriptor per connection. */
     c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->wake_fd < 0)
+    if (c->wake_fd < 0) {
+        err = errno;
         goto fail_gone;
+    }
     c->engine = engine;
     c->core = core;
     c->fd = fd;
@@ -82,6 +87,7 @@ fail_mutex:
     pthread_mutex_destroy(&c->lock);
 fail_free:
     free(c);
+    errno = err;
     return NULL;
 }
 
@@ -92,7 +98,8 @@ void sync_conn_free(sa_conn *c)
         c->core->frame_unref(c->final_frame);
     if (c->fd >= 0 && close(c->fd) != 0)
         c->core->log(SA_LOG_DEBUG, "closing a client socket: %s", strerror(errno));
-    close(c->wake_fd);
+    if (close(c->wake_fd) != 0)
+        c->core->log(SA_LOG_DEBUG, "closing a reader's eventfd: %s", strerror(errno));
     pthread_cond_destroy(&c->writer_gone);
     pthread_cond_destroy(&c->writer_wake);
     pthread_mutex_destroy(&c->lock);

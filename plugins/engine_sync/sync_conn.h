@@ -3,7 +3,9 @@
  * threads of its own.
  *
  * The READER thread is the connection's serial lane: it alone calls
- * core->timer, core->input and core->closed for the session. It also owns
+ * core->timer, core->input, core->writable and core->closed for the
+ * session (a writable mark reached on another thread wakes it through
+ * wake_fd, which it polls beside the socket). It also owns
  * the finish path: it lets the writer flush (at most close_linger_ms), joins
  * it, calls core->closed, closes the socket and hands the connection back to
  * the engine, whose reaper joins the reader and frees the connection.
@@ -29,6 +31,8 @@ struct sa_conn {
     sa_session *session;        /* the core's; the last call on it is core->closed */
     pthread_t reader;           /* joined by the engine's reaper */
     pthread_t writer;           /* joined by the reader */
+    int wake_fd;                /* owned eventfd, set at creation: wakes the reader
+                                   when a writable mark is reached */
 
     pthread_mutex_t lock;       /* guards every field below */
     pthread_cond_t writer_wake; /* the queue grew, closing began, or abort */
@@ -44,15 +48,15 @@ struct sa_conn {
     bool trim_after_write;      /* a drop happened mid-write: discard the unbegun frames */
     bool writer_abort;          /* the linger is over: the writer must quit now */
     bool writer_exited;
-    int wake_fd;                /* owned eventfd: tells the reader a writable mark was reached */
     size_t writable_mark;       /* notify_writable's low water; SIZE_MAX = none */
     bool writable_due;          /* the mark was reached: the reader calls core->writable */
 
     sa_conn *prev, *next;       /* the engine's lists; guarded by the engine's lock */
 };
 
-/* A connection for an accepted socket, which it now owns. NULL when out of
- * memory (the caller still owns fd then). Freed by sync_conn_free. */
+/* A connection for an accepted socket, which it now owns. NULL with errno
+ * set (out of memory or descriptors; the caller still owns fd then). Freed
+ * by sync_conn_free. */
 sa_conn *sync_conn_new(sa_engine *engine, const sa_engine_core *core, int fd);
 
 /* Starts the reader thread (which starts the writer), joinable. Returns 0,
