@@ -190,7 +190,8 @@ static void glue_writable(sa_session *s)
             srv->handlers[i].loaded.desc->on_writable(&srv->handlers[i], s);
 }
 
-static void glue_log(enum sa_log_level level, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void glue_log(enum sa_log_level level,
+                                                         const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

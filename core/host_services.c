@@ -31,7 +31,9 @@ __attribute__((format(printf, 1, 2))) static void fail_init(const char *fmt, ...
 
 static const char *plugin_name(const sa_plugin_ctx *ctx) { return ctx->loaded.desc->name; }
 
-static void host_log(sa_plugin_ctx *ctx, enum sa_log_level level, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void host_log(sa_plugin_ctx *ctx,
+                                                         enum sa_log_level level,
+                                                         const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
