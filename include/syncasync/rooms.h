@@ -36,6 +36,14 @@ typedef struct sa_rooms_service {
      * under the rooms lock: it may send, but must not call back into this
      * service. */
     void (*foreach_peer)(sa_session *s, sa_session_visit_fn visit, void *arg);
+
+    /* Visits every member of `room` except `member`, who must be one (the
+     * file plugin addresses a room's members this way). Returns NULL after
+     * the visits, else the error code as send_to_room, and visits nobody.
+     * The visitor runs under the rooms lock: it may send, session_ref and
+     * session_name, but must not call back into this service. */
+    const char *(*foreach_member)(const char *room, sa_session *member,
+                                  sa_session_visit_fn visit, void *arg);
 } sa_rooms_service;
 
 #ifdef __cplusplus

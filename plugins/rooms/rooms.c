@@ -499,6 +499,19 @@ static const char *service_send_to_room(const char *name, sa_session *sender, sa
     return code;
 }
 
+static const char *service_foreach_member(const char *name, sa_session *member,
+                                          sa_session_visit_fn visit, void *arg)
+{
+    room *r = NULL;
+    pthread_rwlock_rdlock(&rooms_lock);
+    const char *code = check_member_locked(name, member, &r);
+    for (size_t i = 0; !code && i < r->member_count; i++)
+        if (r->members[i] != member && visit(r->members[i], arg))
+            break;
+    pthread_rwlock_unlock(&rooms_lock);
+    return code;
+}
+
 static int compare_ptr(const void *a, const void *b)
 {
     uintptr_t x = (uintptr_t) * (sa_session *const *)a, y = (uintptr_t) * (sa_session *const *)b;
@@ -531,6 +544,7 @@ static const sa_rooms_service service = {
     .send_to_room = service_send_to_room,
     .check_member = service_check_member,
     .foreach_peer = service_foreach_peer,
+    .foreach_member = service_foreach_member,
 };
 
 /* ---- plugin ----------------------------------------------------------------- */

@@ -117,6 +117,17 @@ sa_client_async *sa_client_async_connect(struct ev_loop *loop, const char *host,
 int sa_client_async_send(sa_client_async *c, const cJSON *msg);
 /* Queues `msg` with a fresh integer id added; returns the id, or -1. */
 int64_t sa_client_async_request(sa_client_async *c, const cJSON *msg);
+/* Bytes queued for writing that the socket has not taken yet. */
+size_t sa_client_async_queued(const sa_client_async *c);
+/* The socket, for socket options and queries (not for reading or writing). */
+int sa_client_async_fd(const sa_client_async *c);
+/* Asks for fn(c, arg) (arg: the one given at connect) after every write
+ * to the socket that leaves at most `low_water` bytes queued, the write
+ * that empties the queue included, so that a bulk sender (a file upload)
+ * can keep the queue bounded and refill it as the socket drains. fn may
+ * send and may close. A NULL fn turns this off. */
+void sa_client_async_set_drain(sa_client_async *c, size_t low_water,
+                               void (*fn)(sa_client_async *c, void *arg));
 /* Stops the watchers, closes the socket and frees. Safe from callbacks
  * (the memory is then freed when the callback returns into the library).
  * Output still queued is written only as far as the socket takes it at

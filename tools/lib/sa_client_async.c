@@ -32,6 +32,9 @@ struct sa_client_async {
     ev_io write_watcher;
     queued_output *out_head, *out_tail;
     size_t out_offset; /* bytes of out_head already written */
+    size_t out_bytes;  /* queued and not yet written, out_offset deducted */
+    void (*drain_fn)(sa_client_async *c, void *arg);
+    size_t drain_low_water;
     sa_client_async_callbacks cb;
     void *arg;
     unsigned char *read_buffer; /* SA_CLIENT_READ_CHUNK bytes */
@@ -50,6 +53,7 @@ static void free_output(sa_client_async *c)
     }
     c->out_tail = NULL;
     c->out_offset = 0;
+    c->out_bytes = 0;
 }
 
 static void stop_watchers(sa_client_async *c)
@@ -85,6 +89,7 @@ static int flush_output(sa_client_async *c)
         if (n < 0)
             return -1;
         c->out_offset += (size_t)n;
+        c->out_bytes -= (size_t)n;
         if (c->out_offset == f->len) {
             queued_output *done = c->out_head;
             c->out_head = done->next;
@@ -131,6 +136,7 @@ static int enqueue_frame(sa_client_async *c, sa_frame *frame)
     else
         c->out_head = q;
     c->out_tail = q;
+    c->out_bytes += frame->len;
     ev_io_start(c->loop, &c->write_watcher);
     return 0;
 }
@@ -219,8 +225,11 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
         int e = errno;
         end_connection(c, e == EPIPE || e == ECONNRESET ? "the server closed the connection"
                                                         : strerror(e));
-    } else if (!c->out_head) {
-        ev_io_stop(loop, &c->write_watcher);
+    } else {
+        if (!c->out_head)
+            ev_io_stop(loop, &c->write_watcher);
+        if (c->drain_fn && c->out_bytes <= c->drain_low_water)
+            c->drain_fn(c, c->arg);
     }
     leave_callback(c);
 }
@@ -250,6 +259,23 @@ sa_client_async *sa_client_async_connect(struct ev_loop *loop, const char *host,
     c->write_watcher.data = c;
     ev_io_start(loop, &c->read_watcher);
     return c;
+}
+
+size_t sa_client_async_queued(const sa_client_async *c)
+{
+    return c->out_bytes;
+}
+
+int sa_client_async_fd(const sa_client_async *c)
+{
+    return c->core.fd;
+}
+
+void sa_client_async_set_drain(sa_client_async *c, size_t low_water,
+                               void (*fn)(sa_client_async *c, void *arg))
+{
+    c->drain_fn = fn;
+    c->drain_low_water = low_water;
 }
 
 void sa_client_async_close(sa_client_async *c)

@@ -216,6 +216,46 @@ static int render_users_ok(FILE *out, const cJSON *frame)
     return status;
 }
 
+/* "FILE_ID NAME SIZE from SENDER", one line per file. */
+static int render_files_ok(FILE *out, const cJSON *frame)
+{
+    int status = 0;
+    const cJSON *file;
+    cJSON_ArrayForEach(file, cJSON_GetObjectItemCaseSensitive(frame, "files"))
+    {
+        if (!cJSON_IsObject(file))
+            continue;
+        strbuf line;
+        strbuf_init(&line);
+        strbuf_add_untrusted(&line, string_field(file, "file_id"));
+        strbuf_add(&line, " ");
+        strbuf_add_untrusted(&line, string_field(file, "name"));
+        strbuf_add(&line, " ");
+        add_count(&line, cJSON_GetObjectItemCaseSensitive(file, "size"));
+        strbuf_add(&line, " from ");
+        strbuf_add_untrusted(&line, string_field(file, "from"));
+        if (render_line(out, &line) != 0)
+            status = -1;
+    }
+    return status;
+}
+
+/* "* alice offers NAME (SIZE bytes): FILE_ID" */
+static int render_file_offer(FILE *out, const cJSON *frame)
+{
+    strbuf line;
+    strbuf_init(&line);
+    strbuf_add(&line, "* ");
+    strbuf_add_untrusted(&line, string_field(frame, "from"));
+    strbuf_add(&line, " offers ");
+    strbuf_add_untrusted(&line, string_field(frame, "name"));
+    strbuf_add(&line, " (");
+    add_count(&line, cJSON_GetObjectItemCaseSensitive(frame, "size"));
+    strbuf_add(&line, " bytes): ");
+    strbuf_add_untrusted(&line, string_field(frame, "file_id"));
+    return render_line(out, &line);
+}
+
 static int render_ok(FILE *out, const cJSON *frame)
 {
     const char *re = string_field(frame, "re");
@@ -231,7 +271,9 @@ static int render_ok(FILE *out, const cJSON *frame)
         return render_who_ok(out, frame);
     if (strcmp(re, "users") == 0)
         return render_users_ok(out, frame);
-    return 0; /* hello, msg, dm, topic, status: nothing to show */
+    if (strcmp(re, "files") == 0)
+        return render_files_ok(out, frame);
+    return 0; /* hello, msg, dm, topic, status, file_*: nothing to show */
 }
 
 int render_frame(FILE *out, const cJSON *frame)
@@ -255,6 +297,8 @@ int render_frame(FILE *out, const cJSON *frame)
         return render_ok(out, frame);
     if (strcmp(type, "bye") == 0)
         return render_bye(out, frame);
+    if (strcmp(type, "file_offer") == 0)
+        return render_file_offer(out, frame);
     return 0; /* clients ignore event types they do not know */
 }
 

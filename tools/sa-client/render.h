@@ -14,7 +14,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "display.h"
+#include "sa_display.h"
 
 /* Writes `line` and a newline, then frees the line's text. */
 int render_line(FILE *out, strbuf *line);

@@ -1,7 +1,9 @@
 /*
  * --mode async: one libev loop watches stdin, the socket (through the
  * library's libev front end) and two timers: the heartbeat, and the ui's
- * deadline (hello reply, quit).
+ * deadline (hello reply, quit). File transfers run in an idle watcher, a
+ * piece at a time (ui_pump), so the chat never waits for them; an upload
+ * that filled the write queue is resumed by the library's drain callback.
  * After every event, sync_watchers() makes the watchers match the ui.
  *
  * Ownership: run_async owns the loop, the connection and the stdin buffer,
@@ -24,6 +26,7 @@ typedef struct async_run {
     ev_io stdin_watcher;
     ev_timer heartbeat_timer;
     ev_timer deadline_timer;
+    ev_idle pump_idle; /* active while the ui wants ui_pump */
     int64_t armed_deadline_ms; /* what deadline_timer is set for; -1: stopped */
     int stdin_open;
     char *stdin_buffer; /* SA_CLIENT_STDIN_CHUNK bytes */
@@ -41,6 +44,12 @@ static int transport_send(void *ctx, const cJSON *msg)
     return sa_client_async_send(run->conn, msg);
 }
 
+static size_t transport_queued(void *ctx)
+{
+    async_run *run = ctx;
+    return sa_client_async_queued(run->conn);
+}
+
 static void sync_watchers(async_run *run)
 {
     ui *u = &run->ui;
@@ -48,9 +57,14 @@ static void sync_watchers(async_run *run)
         ev_io_stop(run->loop, &run->stdin_watcher);
         ev_timer_stop(run->loop, &run->heartbeat_timer);
         ev_timer_stop(run->loop, &run->deadline_timer);
+        ev_idle_stop(run->loop, &run->pump_idle);
         ev_break(run->loop, EVBREAK_ALL);
         return;
     }
+    if (ui_wants_pump(u))
+        ev_idle_start(run->loop, &run->pump_idle);
+    else
+        ev_idle_stop(run->loop, &run->pump_idle);
     if (run->stdin_open && ui_wants_input(u))
         ev_io_start(run->loop, &run->stdin_watcher);
     else
@@ -87,6 +101,23 @@ static void on_close(sa_client_async *conn, const char *reason, void *arg)
     (void)conn;
     async_run *run = arg;
     ui_on_connection_lost(&run->ui, reason);
+    sync_watchers(run);
+}
+
+static void on_drain(sa_client_async *conn, void *arg)
+{
+    (void)conn;
+    async_run *run = arg;
+    ui_on_drain(&run->ui);
+    sync_watchers(run);
+}
+
+static void on_pump(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    async_run *run = w->data;
+    ui_pump(&run->ui, ui_now_ms());
     sync_watchers(run);
 }
 
@@ -149,7 +180,7 @@ int run_async(const client_options *opt)
     }
     char err[512];
     const sa_client_async_callbacks callbacks = {.on_frame = on_frame, .on_close = on_close};
-    run.conn = sa_client_async_connect(run.loop, opt->host, opt->port,
+    run.conn = sa_client_async_connect(run.loop, opt->common.host, opt->common.port,
                                        SA_CLIENT_CONNECT_TIMEOUT_MS, &callbacks, &run, err,
                                        sizeof err);
     if (!run.conn) {
@@ -158,15 +189,18 @@ int run_async(const client_options *opt)
         ev_loop_destroy(run.loop);
         return 1;
     }
-    const ui_transport transport = {transport_request, transport_send, &run};
+    sa_client_async_set_drain(run.conn, SA_XFER_QUEUE_LIMIT / 2, on_drain);
+    const ui_transport transport = {transport_request, transport_send, transport_queued, &run};
     ui_init(&run.ui, opt, &transport);
     ev_io_init(&run.stdin_watcher, on_stdin, STDIN_FILENO, EV_READ);
     ev_init(&run.heartbeat_timer, on_heartbeat);
     ev_init(&run.deadline_timer, on_deadline);
+    ev_idle_init(&run.pump_idle, on_pump);
     run.armed_deadline_ms = -1;
     run.stdin_watcher.data = &run;
     run.heartbeat_timer.data = &run;
     run.deadline_timer.data = &run;
+    run.pump_idle.data = &run;
 
     ui_start(&run.ui, ui_now_ms());
     sync_watchers(&run);

@@ -2,7 +2,10 @@
  * --mode sync: the blocking client API with two threads.
  *   - The main thread sends hello, then reads stdin lines and sends them;
  *     it waits in poll() on stdin and on a wake pipe, with the ui's
- *     deadline (hello reply, quit) as timeout.
+ *     deadline (hello reply, quit) as timeout. It also runs the file
+ *     transfers, a piece (ui_pump) between two looks at stdin: an upload's
+ *     chunks are written with blocking sends, so a line typed meanwhile
+ *     waits at most for one piece (about 1 MiB) to be written.
  *   - The receiving thread loops in sa_client_recv, hands each frame to
  *     the ui and sends heartbeat pings when recv times out.
  * Every ui call happens under `lock`. A request is sent while the lock is
@@ -64,7 +67,7 @@ static void drain_wake_pipe(sync_run *run)
 /* The state the main thread waits on; a change is worth a wake-up. */
 static int main_thread_view(const ui *u)
 {
-    return (int)u->phase * 2 + ui_wants_input(u);
+    return (int)u->phase * 4 + ui_wants_input(u) * 2 + ui_wants_pump(u);
 }
 
 static void *receive_loop(void *arg)
@@ -107,13 +110,16 @@ static void main_loop(sync_run *run, char *buffer)
         pthread_mutex_lock(&run->lock);
         enum ui_phase phase = run->ui.phase;
         int read_stdin = stdin_open && ui_wants_input(&run->ui);
+        int pump = ui_wants_pump(&run->ui);
         int64_t deadline = ui_deadline(&run->ui);
         pthread_mutex_unlock(&run->lock);
         if (phase == UI_DONE)
             return;
 
         int timeout = -1;
-        if (deadline >= 0) {
+        if (pump) {
+            timeout = 0;
+        } else if (deadline >= 0) {
             int64_t left = deadline - ui_now_ms();
             timeout = left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
         }
@@ -145,6 +151,8 @@ static void main_loop(sync_run *run, char *buffer)
             pthread_mutex_unlock(&run->lock);
         }
         pthread_mutex_lock(&run->lock);
+        if (pump && ui_wants_pump(&run->ui))
+            ui_pump(&run->ui, ui_now_ms());
         ui_check_deadline(&run->ui, ui_now_ms());
         pthread_mutex_unlock(&run->lock);
     }
@@ -155,8 +163,8 @@ int run_sync(const client_options *opt)
     sync_run run;
     memset(&run, 0, sizeof run);
     char err[512];
-    run.conn = sa_client_connect(opt->host, opt->port, SA_CLIENT_CONNECT_TIMEOUT_MS, err,
-                                 sizeof err);
+    run.conn = sa_client_connect(opt->common.host, opt->common.port,
+                                 SA_CLIENT_CONNECT_TIMEOUT_MS, err, sizeof err);
     if (!run.conn) {
         fprintf(stderr, "sa-client: %s\n", err);
         return 1;
@@ -178,7 +186,7 @@ int run_sync(const client_options *opt)
         fprintf(stderr, "sa-client: cannot create a mutex: %s\n", strerror(rc));
         goto out_pipe;
     }
-    const ui_transport transport = {transport_request, transport_send, &run};
+    const ui_transport transport = {transport_request, transport_send, NULL, &run};
     ui_init(&run.ui, opt, &transport);
     ui_start(&run.ui, ui_now_ms()); /* no other thread yet: no lock needed */
 

@@ -7,8 +7,9 @@
 #include <time.h>
 
 #include "codec.h"
-#include "display.h"
+#include "sa_display.h"
 #include "render.h"
+#include "ui_files.h"
 
 /* Requests in flight before input is paused: bounds what a fast pipe into
  * stdin can queue, the same way in both modes. */
@@ -64,6 +65,7 @@ void ui_free(ui *u)
     u->pending_tail = NULL;
     free(u->current_room);
     u->current_room = NULL;
+    ui_files_free(u);
     line_reader_free(&u->input);
 }
 
@@ -97,12 +99,17 @@ static FILE *notice_stream(const ui *u)
     return u->opt->json ? stderr : stdout;
 }
 
+void ui_emit_notice(ui *u, strbuf *line)
+{
+    emit(u, notice_stream(u), line);
+}
+
 static void notice(ui *u, const char *text)
 {
     strbuf line;
     strbuf_init(&line);
     strbuf_add(&line, text);
-    emit(u, notice_stream(u), &line);
+    ui_emit_notice(u, &line);
 }
 
 static const char *string_field(const cJSON *obj, const char *key)
@@ -166,9 +173,7 @@ static int fits_in_frame(const ui *u, const cJSON *msg)
     return len <= u->max_frame && u->max_frame - len >= UI_ID_ALLOWANCE;
 }
 
-/* Sends a request built by the caller and takes ownership of it (NULL:
- * building it ran out of memory). Returns its id, or -1 when not sent. */
-static int64_t send_request(ui *u, cJSON *msg, int64_t now_ms)
+int64_t ui_send_request(ui *u, cJSON *msg, int64_t now_ms)
 {
     if (!msg) {
         fputs("sa-client: out of memory\n", stderr);
@@ -216,7 +221,7 @@ static void send_bye(ui *u)
 
 static void finish_quit_if_done(ui *u)
 {
-    if (u->phase != UI_QUITTING || u->pending_count > 0)
+    if (u->phase != UI_QUITTING || u->pending_count > 0 || ui_files_active(u))
         return;
     send_bye(u);
     finish(u, 0);
@@ -271,7 +276,7 @@ static void cmd_join(ui *u, char *args, int64_t now_ms)
         notice(u, "! usage: /join ROOM");
         return;
     }
-    send_request(u, make_request("join", "room", room, NULL, NULL), now_ms);
+    ui_send_request(u, make_request("join", "room", room, NULL, NULL), now_ms);
 }
 
 static void cmd_leave(ui *u, char *args, int64_t now_ms)
@@ -283,7 +288,7 @@ static void cmd_leave(ui *u, char *args, int64_t now_ms)
         notice(u, "! usage: /leave [ROOM]");
         return;
     }
-    send_request(u, make_request("leave", "room", room, NULL, NULL), now_ms);
+    ui_send_request(u, make_request("leave", "room", room, NULL, NULL), now_ms);
 }
 
 static void cmd_rooms(ui *u, char *args, int64_t now_ms)
@@ -292,7 +297,7 @@ static void cmd_rooms(ui *u, char *args, int64_t now_ms)
         notice(u, "! usage: /rooms");
         return;
     }
-    send_request(u, make_request("rooms", NULL, NULL, NULL, NULL), now_ms);
+    ui_send_request(u, make_request("rooms", NULL, NULL, NULL, NULL), now_ms);
 }
 
 static void cmd_who(ui *u, char *args, int64_t now_ms)
@@ -304,7 +309,7 @@ static void cmd_who(ui *u, char *args, int64_t now_ms)
         notice(u, "! usage: /who [ROOM]");
         return;
     }
-    send_request(u, make_request("who", "room", room, NULL, NULL), now_ms);
+    ui_send_request(u, make_request("who", "room", room, NULL, NULL), now_ms);
 }
 
 static void cmd_topic(ui *u, char *args, int64_t now_ms)
@@ -315,7 +320,7 @@ static void cmd_topic(ui *u, char *args, int64_t now_ms)
         notice(u, "! usage: /topic ROOM TEXT");
         return;
     }
-    send_request(u, make_request("topic", "room", room, "topic", topic), now_ms);
+    ui_send_request(u, make_request("topic", "room", room, "topic", topic), now_ms);
 }
 
 static void cmd_msg(ui *u, char *args, int64_t now_ms)
@@ -326,7 +331,7 @@ static void cmd_msg(ui *u, char *args, int64_t now_ms)
         notice(u, "! usage: /msg USER TEXT");
         return;
     }
-    send_request(u, make_request("dm", "to", user, "text", text), now_ms);
+    ui_send_request(u, make_request("dm", "to", user, "text", text), now_ms);
 }
 
 static void cmd_status(ui *u, char *args, int64_t now_ms)
@@ -338,7 +343,7 @@ static void cmd_status(ui *u, char *args, int64_t now_ms)
         notice(u, "! usage: /status online|away|busy [TEXT]");
         return;
     }
-    send_request(u, make_request("status", "status", status, "text", text), now_ms);
+    ui_send_request(u, make_request("status", "status", status, "text", text), now_ms);
 }
 
 static void cmd_users(ui *u, char *args, int64_t now_ms)
@@ -347,14 +352,38 @@ static void cmd_users(ui *u, char *args, int64_t now_ms)
         notice(u, "! usage: /users");
         return;
     }
-    send_request(u, make_request("users", NULL, NULL, NULL, NULL), now_ms);
+    ui_send_request(u, make_request("users", NULL, NULL, NULL, NULL), now_ms);
 }
 
-static void cmd_file_transfer(ui *u, char *args, int64_t now_ms)
+static void cmd_send(ui *u, char *args, int64_t now_ms)
 {
-    (void)args;
-    (void)now_ms;
-    notice(u, "! unsupported: file transfer is not available in this build yet");
+    char *path = next_word(&args);
+    char *user = next_word(&args);
+    if (!path || !no_more_words(&args)) {
+        notice(u, "! usage: /send PATH [USER]");
+        return;
+    }
+    ui_files_send(u, path, user, now_ms);
+}
+
+static void cmd_files(ui *u, char *args, int64_t now_ms)
+{
+    if (!no_more_words(&args)) {
+        notice(u, "! usage: /files");
+        return;
+    }
+    ui_files_list(u, now_ms);
+}
+
+static void cmd_get(ui *u, char *args, int64_t now_ms)
+{
+    char *file_id = next_word(&args);
+    char *dir = next_word(&args);
+    if (!file_id || !no_more_words(&args)) {
+        notice(u, "! usage: /get FILE_ID [DIR]");
+        return;
+    }
+    ui_files_get(u, file_id, dir, now_ms);
 }
 
 static void cmd_quit(ui *u, char *args, int64_t now_ms)
@@ -369,8 +398,8 @@ static const struct command {
 } commands[] = {
     {"/join", cmd_join},   {"/leave", cmd_leave},         {"/rooms", cmd_rooms},
     {"/who", cmd_who},     {"/topic", cmd_topic},         {"/msg", cmd_msg},
-    {"/status", cmd_status}, {"/users", cmd_users},       {"/send", cmd_file_transfer},
-    {"/files", cmd_file_transfer}, {"/get", cmd_file_transfer}, {"/quit", cmd_quit},
+    {"/status", cmd_status}, {"/users", cmd_users},       {"/send", cmd_send},
+    {"/files", cmd_files},   {"/get", cmd_get},           {"/quit", cmd_quit},
 };
 
 static void run_command(ui *u, char *line, int64_t now_ms)
@@ -396,9 +425,10 @@ static void send_text(ui *u, const char *text, int64_t now_ms)
         notice(u, "! usage: no current room (/join ROOM first)");
         return;
     }
-    send_request(u, make_request("msg", "room", u->rooms_enabled ? u->current_room : NULL,
+    ui_send_request(u,
+                    make_request("msg", "room", u->rooms_enabled ? u->current_room : NULL,
                                  "text", text),
-                 now_ms);
+                    now_ms);
 }
 
 struct line_context {
@@ -457,7 +487,8 @@ void ui_on_input_end(ui *u, int64_t now_ms)
 
 void ui_start(ui *u, int64_t now_ms)
 {
-    cJSON *hello = make_request("hello", "name", u->opt->name, "token", u->opt->token);
+    cJSON *hello =
+        make_request("hello", "name", u->opt->common.name, "token", u->opt->common.token);
     if (!hello || !cJSON_AddStringToObject(hello, "client", "sa-client/1.0") ||
         !cJSON_AddNumberToObject(hello, "proto", 1)) {
         cJSON_Delete(hello);
@@ -530,7 +561,7 @@ static void on_hello_reply(ui *u, const cJSON *reply, int64_t now_ms)
         /* Input waits for this reply, so that the first line of output
          * says where the user is, in both modes alike. */
         u->initial_join_id =
-            send_request(u, make_request("join", "room", u->opt->room, NULL, NULL), now_ms);
+            ui_send_request(u, make_request("join", "room", u->opt->room, NULL, NULL), now_ms);
     }
 }
 
@@ -578,7 +609,8 @@ void ui_on_frame(ui *u, const cJSON *frame, int64_t now_ms)
     }
     if (strcmp(type, "ok") == 0)
         track_ok(u, frame);
-    if (!u->opt->json && render_frame(stdout, frame) != 0)
+    int shown_by_transfer = ui_files_on_frame(u, frame, now_ms);
+    if (!u->opt->json && !shown_by_transfer && render_frame(stdout, frame) != 0)
         output_failed(u);
     finish_quit_if_done(u);
 }
@@ -624,6 +656,7 @@ void ui_check_deadline(ui *u, int64_t now_ms)
         fprintf(stderr, "sa-client: no reply to hello within %d s\n", UI_HELLO_WAIT_MS / 1000);
         finish(u, 1);
     } else {
+        ui_files_abandon(u);
         send_bye(u);
         finish(u, 0);
     }

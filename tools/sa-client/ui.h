@@ -17,26 +17,26 @@
 #include <cjson/cJSON.h>
 
 #include "input.h"
+#include "sa_tool_options.h"
+#include "sa_xfer.h"
 
 /* Command-line settings; the strings belong to the caller (argv/environ)
  * and outlive the ui. */
 typedef struct client_options {
-    const char *host;
-    const char *port;
-    const char *name;
-    const char *token; /* NULL: none */
+    sa_tool_options common; /* host, port, name, token, mode, retries */
     const char *room;
     int json;
-    int sync_mode;
-    long retries;
 } client_options;
 
 /* How the ui sends. Both return failure only when the frame could not be
  * queued or written; the driver learns of a broken connection from its
- * receiving side and reports it through ui_on_connection_lost. */
+ * receiving side and reports it through ui_on_connection_lost. `queued`
+ * reports the bytes waiting in the driver's write queue (NULL when sends
+ * block until written), so that file uploads keep that queue bounded. */
 typedef struct ui_transport {
     int64_t (*request)(void *ctx, const cJSON *msg); /* adds a fresh id; the id or -1 */
     int (*send)(void *ctx, const cJSON *msg);        /* 0 or -1 */
+    size_t (*queued)(void *ctx);
     void *ctx;
 } ui_transport;
 
@@ -47,12 +47,15 @@ enum ui_phase {
     UI_DONE      /* the driver closes the connection and exits with exit_status */
 };
 
-/* How long the hello reply may take, and how long the quit sequence
- * waits for outstanding replies. */
+/* How long the hello reply may take, how long the quit sequence waits for
+ * outstanding replies, and how long it waits for a file transfer that
+ * makes no progress. */
 #define UI_HELLO_WAIT_MS 10000
 #define UI_QUIT_WAIT_MS 5000
+#define UI_TRANSFER_STALL_MS 30000
 
 typedef struct ui_pending ui_pending;
+typedef struct ui_transfer ui_transfer; /* ui_files.c */
 
 typedef struct ui {
     const client_options *opt;
@@ -69,6 +72,8 @@ typedef struct ui {
     int64_t deadline_ms;   /* of the hello or quit wait; see ui_deadline */
     ui_pending *pending_head, *pending_tail; /* owned: requests awaiting a reply */
     size_t pending_count;
+    ui_transfer *transfers; /* owned: running /send and /get */
+    int pump_wanted;        /* a transfer has work for ui_pump */
     line_reader input;
 } ui;
 
@@ -102,5 +107,13 @@ void ui_check_deadline(ui *u, int64_t now_ms);
  * initial join (if any) has its reply, and not too many requests are
  * waiting for replies. */
 int ui_wants_input(const ui *u);
+
+/* File transfers run in pieces between other events (sa_xfer.h). When
+ * ui_wants_pump says so, the driver calls ui_pump as soon as it is idle;
+ * after SA_XFER_BLOCKED it calls ui_on_drain once its write queue has
+ * drained below SA_XFER_QUEUE_LIMIT / 2 (that asks for a pump again). */
+int ui_wants_pump(const ui *u);
+enum sa_xfer_pump ui_pump(ui *u, int64_t now_ms);
+void ui_on_drain(ui *u);
 
 #endif

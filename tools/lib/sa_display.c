@@ -1,4 +1,4 @@
-#include "display.h"
+#include "sa_display.h"
 
 #include <stdint.h>
 #include <stdlib.h>

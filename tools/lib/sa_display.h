@@ -1,9 +1,10 @@
 /*
- * Building output lines safely: a growable string, and escaping of text
- * that came from the network so that it can never drive the terminal.
+ * Building output lines safely (sa-client, sa-send, sa-recv): a growable
+ * string, and escaping of text that came from the network so that it can
+ * never drive the terminal.
  */
-#ifndef SA_CLIENT_DISPLAY_H
-#define SA_CLIENT_DISPLAY_H
+#ifndef SA_DISPLAY_H
+#define SA_DISPLAY_H
 
 #include <stddef.h>
 
