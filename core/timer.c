@@ -144,11 +144,11 @@ uint64_t sa_timer_add(uint64_t delay_ms, uint64_t period_ms, sa_timer_fn fn, voi
     t->fn = fn;
     t->arg = arg;
     pthread_mutex_lock(&timers.lock);
-    t->id = ++timers.next_id;
+    uint64_t id = t->id = ++timers.next_id;
     insert_sorted(t);
     pthread_cond_broadcast(&timers.changed);
     pthread_mutex_unlock(&timers.lock);
-    return t->id;
+    return id; /* t may already have fired and been freed */
 }
 
 void sa_timer_cancel(uint64_t id)
