@@ -60,7 +60,8 @@ static int64_t seconds_field(const cJSON *obj, const char *key)
     return (int64_t)(item->valuedouble * 1000);
 }
 
-enum sa_runner_hello_outcome sa_runner_on_hello_reply(sa_runner *r, const cJSON *reply, int64_t now_ms)
+enum sa_runner_hello_outcome sa_runner_on_hello_reply(sa_runner *r, const cJSON *reply,
+                                                      int64_t now_ms)
 {
     const char *type = sa_xfer_string(reply, "type");
     if (type && strcmp(type, "ok") == 0) {
@@ -112,6 +113,12 @@ void sa_runner_note_backlog(sa_runner *r, int fd, size_t queued, int64_t now_ms)
     if (ioctl(fd, SIOCOUTQ, &in_kernel) != 0 || in_kernel < 0)
         in_kernel = 0;
     if (queued + (size_t)in_kernel >= SA_RUNNER_BACKLOG_BYTES)
+        r->last_alive_ms = now_ms;
+}
+
+void sa_runner_note_pump(sa_runner *r, enum sa_xfer_pump want, int64_t now_ms)
+{
+    if (want != SA_XFER_IDLE)
         r->last_alive_ms = now_ms;
 }
 

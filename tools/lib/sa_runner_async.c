@@ -146,8 +146,10 @@ static void on_pump(struct ev_loop *loop, ev_idle *w, int revents)
         ev_idle_stop(loop, w);
         return;
     }
+    enum sa_xfer_pump want = a->r->ops->pump(a->r->job);
+    sa_runner_note_pump(a->r, want, sa_client_core_now_ms());
     /* BLOCKED: the drain callback schedules the next pump. */
-    if (a->r->ops->pump(a->r->job) != SA_XFER_AGAIN)
+    if (want != SA_XFER_AGAIN)
         ev_idle_stop(loop, w);
     settle(a);
 }

@@ -28,18 +28,17 @@ typedef struct sa_runner {
     const sa_job_ops *ops;
     void *job;
 
-    int connected_once;  /* a hello succeeded at least once */
-    long retries_used;
-    int64_t heartbeat_ms; /* ping after this much silence of ours; 0: never */
-    int64_t silence_ms;   /* give up on a server silent this long; 0: never */
+    int connected_once;   /* a hello succeeded at least once */
+    long retries_used;    /* reconnect attempts so far, of opt->retries */
+    int64_t heartbeat_ms; /* the server's interval; 0: no pings */
+    int64_t silence_ms;   /* give up on a server with no sign of life this long; 0: never */
     int64_t last_send_ms, last_recv_ms, last_ping_ms;
-    /* The last sign that the server is there: a frame from it, or a
-     * backlog of our output still on its way (an upload on a slow link:
-     * our ping waits behind its chunks, so no pong can come yet). */
+    /* The last sign that the server is there: a frame from it, or our
+     * streaming to it (see sa_runner_note_backlog, sa_runner_note_pump). */
     int64_t last_alive_ms;
     int send_failed;      /* a send of the current connection failed */
     char bye_reason[64];  /* from the server's bye on this connection */
-    int interrupt_handled;
+    int interrupt_handled; /* the job's on_interrupt was called */
 } sa_runner;
 
 /* Set when SIGINT or SIGTERM arrived (only while the job takes
@@ -59,7 +58,8 @@ enum sa_runner_hello_outcome {
     SA_RUNNER_HELLO_FATAL  /* said why already */
 };
 /* Judges the hello reply; on success takes the heartbeat from it. */
-enum sa_runner_hello_outcome sa_runner_on_hello_reply(sa_runner *r, const cJSON *reply, int64_t now_ms);
+enum sa_runner_hello_outcome sa_runner_on_hello_reply(sa_runner *r, const cJSON *reply,
+                                                      int64_t now_ms);
 
 /* The connection is lost or could not be made again (`reason`: human
  * text). Returns the milliseconds to wait before the next attempt, or -1
@@ -79,6 +79,12 @@ int sa_runner_job_finished(sa_runner *r, int *status);
  * moving is the kernel's to notice (see sa_runner_tune_socket). */
 void sa_runner_note_backlog(sa_runner *r, int fd, size_t queued, int64_t now_ms);
 
+/* The job's pump did work (`want` is not SA_XFER_IDLE): while we stream
+ * data the server has nothing to say but pongs, and those wait behind the
+ * data wherever it is buffered on the way, so that counts as a sign of
+ * life too. */
+void sa_runner_note_pump(sa_runner *r, enum sa_xfer_pump want, int64_t now_ms);
+
 /* After hello: output the server leaves unacknowledged for the silence
  * limit ends the connection (TCP_USER_TIMEOUT), and for the blocking
  * client (`blocking`) so does a send that cannot move that long
@@ -92,7 +98,7 @@ int sa_runner_tune_socket(const sa_runner *r, int fd, int blocking);
  * there has been no sign of life from the server for too long. */
 int sa_runner_ping_due(const sa_runner *r, int64_t now_ms, int *silent);
 /* The ping to send (caller deletes; NULL when out of memory); notes the
- * time as that of our last ping and last frame. */
+ * time as that of our last ping and of our last frame sent. */
 cJSON *sa_runner_ping(sa_runner *r, int64_t now_ms);
 /* Milliseconds until the heartbeat next needs a look (at most cap). */
 int64_t sa_runner_heartbeat_wait(const sa_runner *r, int64_t now_ms, int64_t cap);

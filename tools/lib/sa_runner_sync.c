@@ -78,6 +78,7 @@ static enum serve_end serve(sa_runner *r, sa_client *conn, int *status, char *re
             return SERVE_LOST;
         }
         int64_t now = sa_client_core_now_ms();
+        sa_runner_note_pump(r, want, now);
         sa_runner_note_backlog(r, sa_client_fd(conn), 0, now);
         int silent;
         if (sa_runner_ping_due(r, now, &silent)) {
