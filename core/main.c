@@ -67,7 +67,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
-    char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
+    const char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
     size_t override_count = 0;
     int test_only = 0, verbosity = 0;
     if (!overrides)
@@ -92,6 +92,11 @@ int main(int argc, char **argv)
         free(overrides);
         return EXIT_USAGE;
     }
+    /* As the last override, so that it wins over the INI and also governs
+     * the plugin-load lines logged during setup. */
+    if (verbosity != 0)
+        overrides[override_count++] =
+            verbosity > 0 ? "server.log_level=debug" : "server.log_level=error";
     /* Before any thread exists, so that every thread inherits the mask and
      * only the server's signal thread takes these signals. */
     sigset_t blocked;
@@ -131,10 +136,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "syncasyncd: %s\n", err);
         goto out;
     }
-    if (verbosity > 0)
-        sa_log_set_level(SA_LOG_DEBUG);
-    else if (verbosity < 0)
-        sa_log_set_level(SA_LOG_ERROR);
     if (test_only) {
         printf("syncasyncd: configuration %s is ok (engine %s, plugins %s)\n", config_path,
                srv->settings.engine, srv->features_json);

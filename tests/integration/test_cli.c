@@ -251,6 +251,14 @@ static void test_port_in_use(void **state)
     run_result r = RUN("-c", SA_TEST_DEFAULT_CONF, "-o",
                        h_fmt("server.listen=127.0.0.1:%s", h_daemon_port(d)));
     expect_status(r, 1, "a second daemon on a port in use");
+    expect_output(r, "plugin chat", "the plugin-load lines at the default level");
+    /* -q governs setup too: only the error remains. */
+    r = RUN("-q", "-c", SA_TEST_DEFAULT_CONF, "-o",
+            h_fmt("server.listen=127.0.0.1:%s", h_daemon_port(d)));
+    expect_status(r, 1, "a quiet second daemon on a port in use");
+    expect_output(r, "error", "the error of a quiet daemon");
+    if (strstr(r.out, "plugin chat"))
+        h_fail("-q still logged the plugin-load lines:\n%s", r.out);
     /* The first one is unharmed. */
     sa_client *c = h_login(d, "alice");
     h_send(c, "{\"type\":\"ping\",\"ts\":1}");
