@@ -116,6 +116,8 @@ void sa_frame_unref(sa_frame *f)
 
 /* ---- decoder -------------------------------------------------------- */
 
+enum { DECODER_FIRST_ALLOC = 4096 };
+
 void sa_decoder_init(sa_decoder *d, uint32_t max_frame)
 {
     memset(d, 0, sizeof *d);
@@ -128,7 +130,7 @@ void sa_decoder_free(sa_decoder *d)
 {
     free(d->payload);
     d->payload = NULL;
-    d->payload_need = d->payload_have = 0;
+    d->payload_need = d->payload_have = d->payload_cap = 0;
     d->header_have = 0;
 }
 
@@ -170,15 +172,35 @@ enum sa_decode_status sa_decoder_feed(sa_decoder *d, const unsigned char *data, 
                 }
                 continue;
             }
-            d->payload = malloc(n); /* the decoder's; freed after delivery */
+            /* Sized to what has arrived, not to what the header announces:
+             * a peer that announces max_frame and sends nothing more costs
+             * only the bytes it sent. */
+            size_t cap = len - pos > DECODER_FIRST_ALLOC ? len - pos : DECODER_FIRST_ALLOC;
+            if (cap > n)
+                cap = n;
+            d->payload = malloc(cap); /* the decoder's; freed after delivery */
             if (!d->payload)
                 return SA_DECODE_NOMEM;
+            d->payload_cap = cap;
             d->payload_need = n;
             d->payload_have = 0;
         }
         size_t take = d->payload_need - d->payload_have;
         if (take > len - pos)
             take = len - pos;
+        if (d->payload_have + take > d->payload_cap) {
+            /* Doubling keeps the copies linear in the frame's size. */
+            size_t cap = d->payload_cap * 2;
+            if (cap < d->payload_have + take)
+                cap = d->payload_have + take;
+            if (cap > d->payload_need)
+                cap = d->payload_need;
+            unsigned char *grown = realloc(d->payload, cap);
+            if (!grown)
+                return SA_DECODE_NOMEM;
+            d->payload = grown;
+            d->payload_cap = cap;
+        }
         memcpy(d->payload + d->payload_have, data + pos, take);
         d->payload_have += take;
         pos += take;
@@ -189,7 +211,7 @@ enum sa_decode_status sa_decoder_feed(sa_decoder *d, const unsigned char *data, 
         unsigned char *frame = d->payload;
         size_t frame_len = d->payload_need;
         d->payload = NULL;
-        d->payload_need = d->payload_have = 0;
+        d->payload_need = d->payload_have = d->payload_cap = 0;
         d->header_have = 0;
         int stop = on_frame(arg, frame, frame_len);
         free(frame);

@@ -48,6 +48,7 @@ typedef struct sa_decoder {
     size_t header_have;
     unsigned char *payload; /* partial frame, NULL when between frames */
     size_t payload_need, payload_have;
+    size_t payload_cap; /* bytes allocated: grows with what arrives, up to need */
 } sa_decoder;
 
 /* Called once per complete frame; `payload` is valid only during the call.

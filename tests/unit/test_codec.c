@@ -23,11 +23,13 @@ void *__real_malloc(size_t size);
 void *__wrap_malloc(size_t size);
 
 static size_t malloc_calls;
+static size_t malloc_last_size;
 static int fail_next_malloc;
 
 void *__wrap_malloc(size_t size)
 {
     malloc_calls++;
+    malloc_last_size = size;
     if (fail_next_malloc) {
         fail_next_malloc = 0;
         return NULL;
@@ -242,6 +244,46 @@ static int count_frames(void *arg, const unsigned char *payload, size_t len)
     (void)len;
     (*(size_t *)arg)++;
     return 0;
+}
+
+/* A header announcing a big frame costs only what has arrived of it. */
+static void test_decoder_grows_with_arrivals(void **state)
+{
+    (void)state;
+    const size_t announced = 1024 * 1024;
+    unsigned char *buf = malloc(4 + announced);
+    assert_non_null(buf);
+    buf[0] = 0;
+    buf[1] = 0x10; /* 1 MiB */
+    buf[2] = 0;
+    buf[3] = 0;
+    buf[4] = '"';
+    memset(buf + 5, 'x', announced - 2);
+    buf[4 + announced - 1] = '"';
+    sa_decoder d;
+    sa_decoder_init(&d, SA_DEFAULT_MAX_FRAME);
+    size_t frames = 0;
+    size_t before = malloc_calls;
+    assert_int_equal(sa_decoder_feed(&d, buf, 4 + 10, count_frames, &frames, NULL),
+                     SA_DECODE_OK);
+    assert_int_equal(malloc_calls, before + 1);
+    assert_true(malloc_last_size <= 4096);
+    assert_true(d.payload_cap <= 4096);
+    /* The rest in uneven pieces: the buffer grows, the frame comes out whole. */
+    size_t pos = 4 + 10, step = 1000;
+    while (pos < 4 + announced) {
+        size_t n = 4 + announced - pos < step ? 4 + announced - pos : step;
+        assert_int_equal(sa_decoder_feed(&d, buf + pos, n, count_frames, &frames, NULL),
+                         SA_DECODE_OK);
+        if (pos + n < 4 + announced)
+            assert_true(d.payload_cap <= 2 * d.payload_have + 4096);
+        pos += n;
+        step = step * 3 / 2;
+    }
+    assert_int_equal(frames, 1);
+    assert_null(d.payload);
+    sa_decoder_free(&d);
+    free(buf);
 }
 
 static void test_decoder_exact_limit(void **state)
@@ -905,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_decoder_many_frames_one_feed_no_copy),
         cmocka_unit_test(test_decoder_every_split_point),
         cmocka_unit_test(test_decoder_partial_frame_buffer),
+        cmocka_unit_test(test_decoder_grows_with_arrivals),
         cmocka_unit_test(test_decoder_free_partial),
         cmocka_unit_test(test_decoder_zero_length),
         cmocka_unit_test(test_decoder_too_large_allocates_nothing),
