@@ -19,6 +19,8 @@
 #   chat: 2000 clients in 20 rooms, 2000 msg/s     p99 latency; SyncAsync only (the
 #          sync engine's target; a peer would need two connections per client)
 #   conns C=10000, and C=CONNS_BIG where it fits   server RSS per idle connection
+#   files: FILE_MIB MiB uploaded, then downloaded   seconds each, SHA-256 checked, against
+#          (sa-bench --workload files), both engines  socat into sha256sum over loopback
 # Each one RUNS times (default 3), interleaved across servers; the table
 # shows medians. Ratios compare each SyncAsync engine with the best peer
 # (Redis or Mosquitto) and are oriented so that > 1 means SyncAsync is better.
@@ -32,7 +34,9 @@
 # Environment: RUNS (3), DURATION (seconds of sending per fanout run, 5),
 # CONNS_BIG (100000, lowered to what the open-file limit allows),
 # TARGETS ("async sync redis mosquitto"), RESULTS (file for the raw
-# summaries, default /tmp/sa-compare-DATE.jsonl).
+# summaries, default /tmp/sa-compare-DATE.jsonl), FILE_MIB (1024; 0 leaves
+# the files workload out), WORKERS (the async engine's server.workers, 1:
+# the targets are for one core).
 set -euo pipefail
 
 usage() {
@@ -68,10 +72,17 @@ conns_big=${CONNS_BIG:-100000}
 targets=${TARGETS:-async sync redis mosquitto}
 priority=${PRIORITY:-1}
 results=${RESULTS:-/tmp/sa-compare-$(date +%Y%m%d-%H%M%S).jsonl}
-for n in "$runs" "$duration" "$conns_big"; do
+file_mib=${FILE_MIB:-1024}
+workers=${WORKERS:-1}
+case "$file_mib" in '' | *[!0-9]*)
+    echo "compare: FILE_MIB must be a whole number" >&2
+    exit 2
+    ;;
+esac
+for n in "$runs" "$duration" "$conns_big" "$workers"; do
     case "$n" in
     '' | *[!0-9]* | 0)
-        echo "compare: RUNS, DURATION and CONNS_BIG must be positive whole numbers" >&2
+        echo "compare: RUNS, DURATION, CONNS_BIG and WORKERS must be positive whole numbers" >&2
         exit 2
         ;;
     esac
@@ -203,10 +214,12 @@ start_server() {
     mkdir -p "$dir"
     case "$1" in
     async | sync)
+        mkdir -p "$dir/spool"
         "${pin_server[@]}" "$daemon" -c "$top/conf/syncasync.ini" -o "server.engine=$1" \
-            -o "server.listen=127.0.0.1:$server_port" -o "server.plugins=chat rooms" \
+            -o "server.listen=127.0.0.1:$server_port" -o "server.plugins=chat rooms file" \
             -o chat.rate=0 -o rooms.auto_join= -o rooms.max_members=1000000 \
-            -o server.max_clients=1000000 -o server.log_level=warn \
+            -o "file.spool_dir=$dir/spool" \
+            -o server.max_clients=1000000 -o server.log_level=warn -o "server.workers=$workers" \
             >"$dir/log" 2>&1 &
         ;;
     redis)
@@ -269,6 +282,8 @@ bench_run() {
     esac
     echo "{\"label\":\"$label\",\"server\":\"$target\",\"run\":$run,${out#\{}" >>"$results"
     case "$label" in
+    files*) log "$label on $target run $run: upload $(field "$out" upload_seconds) s," \
+        "download $(field "$out" download_seconds) s, status $(field "$out" status)" ;;
     conns*) log "$label on $target run $run: $(field "$out" up) up," \
         "$(field "$out" rss_per_conn_kib) KiB per connection, status $(field "$out" status)" ;;
     *) log "$label on $target run $run: $(field "$out" deliveries_per_s) deliveries/s," \
@@ -406,3 +421,67 @@ if [ -n "$sync_conns" ]; then
 fi
 echo "ratios: SyncAsync / best peer for deliveries/s; best peer / SyncAsync for latency"
 echo "and memory; so > 1 always means SyncAsync is better. Raw summaries: $results"
+
+# ---- files: sa-bench --workload files against socat | sha256sum ------------------
+# socat_run RUN: FILE_MIB MiB of random bytes over a loopback TCP connection
+# into sha256sum, timed from the first byte sent to the hash printed.
+socat_run() {
+    local port sha start end
+    port=$(free_port)
+    ("${pin_server[@]}" socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" - |
+        "${pin_server[@]}" sha256sum >"$work/socat.sha") &
+    local listener=$!
+    for _ in $(seq 100); do
+        ss -Htln "sport = :$port" 2>/dev/null | grep -q . && break
+        sleep 0.1
+    done
+    start=$(date +%s.%N)
+    "${pin_bench[@]}" socat -u "FILE:$work/socat.data" "TCP:127.0.0.1:$port"
+    wait "$listener"
+    end=$(date +%s.%N)
+    sha=$(cut -d' ' -f1 "$work/socat.sha")
+    if [ "$sha" = "$socat_want" ]; then
+        echo "{\"label\":\"files\",\"server\":\"socat\",\"run\":$1,\"seconds\":$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }'),\"status\":0}" >>"$results"
+    else
+        log "socat run $1: the SHA-256 does not match"
+    fi
+}
+syncasync_targets=
+for t in async sync; do
+    case " $available " in *" $t "*) syncasync_targets="$syncasync_targets $t" ;; esac
+done
+if [ "$file_mib" -gt 0 ] && [ -n "$syncasync_targets" ]; then
+    have_socat=
+    if command -v socat >/dev/null; then
+        have_socat=1
+        head -c "$((file_mib * 1048576))" /dev/urandom >"$work/socat.data"
+        socat_want=$(sha256sum "$work/socat.data" | cut -d' ' -f1)
+    else
+        log "socat is not installed (apt-get install -y socat): no files baseline"
+    fi
+    for run in $(seq "$runs"); do
+        [ -n "$have_socat" ] && socat_run "$run"
+        for target in $syncasync_targets; do
+            bench_run "$target" files "$run" --workload files --mib "$file_mib"
+        done
+    done
+    rm -f "$work/socat.data"
+    base=$(grep '"server":"socat"' "$results" | sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' |
+        sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }')
+    echo
+    echo "files: $file_mib MiB, seconds (median of $runs), SHA-256 checked; ratio = socat's"
+    echo "time / this time, so >= 1.5 meets the target of two thirds of socat's time"
+    echo
+    echo "| transfer | seconds | MiB/s | socat / this |"
+    echo "|---|---:|---:|---:|"
+    [ -n "$base" ] && echo "| socat -> sha256sum | $base | $(awk -v s="$base" -v m="$file_mib" 'BEGIN { printf "%.0f", m / s }') | 1.00 |"
+    for target in $syncasync_targets; do
+        for dir in upload download; do
+            s=$(median files "$target" "${dir}_seconds")
+            [ -n "$s" ] || continue
+            ratio=n/a
+            [ -n "$base" ] && ratio=$(awk -v a="$base" -v b="$s" 'BEGIN { printf "%.2f", a / b }')
+            echo "| $dir, $target engine | $s | $(awk -v s="$s" -v m="$file_mib" 'BEGIN { printf "%.0f", m / s }') | $ratio |"
+        done
+    done
+fi

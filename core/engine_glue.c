@@ -11,6 +11,11 @@
 #include "server.h"
 #include "session.h"
 #include "timer.h"
+#include "tls.h"
+
+/* Plaintext taken out of TLS per step; a step ends where a record ends, and
+ * the steps go on until everything fed is used up. */
+#define TLS_PLAINTEXT_STEP (16u * 1024u)
 
 static sa_session *glue_open(sa_conn *conn, const char *peer)
 {
@@ -38,6 +43,23 @@ static sa_session *glue_open(sa_conn *conn, const char *peer)
     return s;
 }
 
+static sa_session *glue_open_tls(sa_conn *conn, const char *peer, sa_tls **tls)
+{
+    sa_tls *t = sa_tls_conn_new(sa_the_server->tls_ctx);
+    if (!t) {
+        sa_log(SA_LOG_ERROR, "core", "%s: out of memory for a TLS connection", peer);
+        return NULL;
+    }
+    sa_session *s = glue_open(conn, peer);
+    if (!s) {
+        sa_tls_conn_free(t);
+        return NULL;
+    }
+    s->tls = t;
+    *tls = t;
+    return s;
+}
+
 /* A fatal framing error: say why, say bye, stop reading. */
 static void frame_error(sa_session *s, const char *code, const char *message)
 {
@@ -58,12 +80,25 @@ static int on_frame(void *arg, const unsigned char *payload, size_t len)
     return sa_session_is_closing(s);
 }
 
-static int glue_input(sa_session *s, const unsigned char *data, size_t len)
+/* Closes without a bye: for a connection that cannot carry one. */
+static int stop_silently(sa_session *s)
 {
-    if (s->input_stopped || sa_session_is_closing(s)) {
+    sa_session_close(s, NULL);
+    s->input_stopped = 1;
+    return -1;
+}
+
+static int input_stopped(sa_session *s)
+{
+    if (s->input_stopped || sa_session_is_closing(s))
         s->input_stopped = 1;
+    return s->input_stopped;
+}
+
+static int deliver_plaintext(sa_session *s, const unsigned char *data, size_t len)
+{
+    if (input_stopped(s))
         return -1;
-    }
     s->last_rx_ms = sa_monotonic_ms();
     int stopped = 0;
     uint64_t frames_before = s->frames_received;
@@ -94,6 +129,49 @@ static int glue_input(sa_session *s, const unsigned char *data, size_t len)
     else if (!s->frame_started_ms || s->frames_received != frames_before)
         s->frame_started_ms = s->last_rx_ms;
     return s->input_stopped ? -1 : 0;
+}
+
+static int tls_input(sa_session *s, const unsigned char *data, size_t len)
+{
+    if (input_stopped(s))
+        return -1;
+    if (sa_tls_conn_feed(s->tls, data, len) != 0) {
+        sa_log(SA_LOG_ERROR, "core", "%s: out of memory for TLS input", s->peer);
+        return stop_silently(s);
+    }
+    unsigned char plain[TLS_PLAINTEXT_STEP];
+    char why[256];
+    int handshaking = sa_tls_conn_state(s->tls) == SA_TLS_STATE_HANDSHAKE;
+    for (;;) {
+        size_t got = 0;
+        enum sa_tls_read_status status =
+            sa_tls_conn_read(s->tls, plain, sizeof plain, &got, why, sizeof why);
+        /* handshake_timeout bounded the handshake; hello_timeout starts
+         * now, so that a slow handshake does not eat into it. */
+        if (handshaking && sa_tls_conn_state(s->tls) == SA_TLS_STATE_ESTABLISHED) {
+            s->hello_wait_from_ms = sa_monotonic_ms();
+            handshaking = 0;
+        }
+        switch (status) {
+        case SA_TLS_READ_DATA:
+            if (deliver_plaintext(s, plain, got) != 0)
+                return -1;
+            break;
+        case SA_TLS_READ_MORE:
+            return 0;
+        case SA_TLS_READ_EOF:
+            sa_log(SA_LOG_DEBUG, "core", "%s: the client ended its TLS stream", s->peer);
+            return stop_silently(s);
+        case SA_TLS_READ_FAILED:
+            sa_log(SA_LOG_INFO, "core", "%s: TLS failed, closing: %s", s->peer, why);
+            return stop_silently(s);
+        }
+    }
+}
+
+static int glue_input(sa_session *s, const unsigned char *data, size_t len)
+{
+    return s->tls ? tls_input(s, data, len) : deliver_plaintext(s, data, len);
 }
 
 static void send_server_ping(sa_session *s)
@@ -129,7 +207,19 @@ static int64_t glue_timer(sa_session *s, int64_t now)
                                  ? s->frame_started_ms + set->frame_timeout_ms - now
                                  : set->frame_timeout_ms;
     if (!s->name) {
-        int64_t deadline = s->opened_ms + set->hello_timeout_ms;
+        int64_t deadline = s->hello_wait_from_ms + set->hello_timeout_ms;
+        if (s->tls && sa_tls_conn_state(s->tls) == SA_TLS_STATE_HANDSHAKE) {
+            int64_t handshake_deadline = s->opened_ms + set->tls_handshake_timeout_ms;
+            if (now >= handshake_deadline) {
+                sa_log(SA_LOG_INFO, "core", "%s: no TLS handshake within %" PRId64 " ms, closing",
+                       s->peer, set->tls_handshake_timeout_ms);
+                sa_tls_conn_fail(s->tls);
+                sa_session_close(s, NULL);
+                return recheck_ms;
+            }
+            if (handshake_deadline < deadline)
+                deadline = handshake_deadline;
+        }
         if (now >= deadline) {
             sa_log(SA_LOG_DEBUG, "core", "%s: no hello in time", s->peer);
             sa_session_close(s, "hello_timeout");
@@ -214,5 +304,12 @@ void sa_engine_glue_init(sa_engine_core *core, const sa_engine_config *config)
         .frame_ref = sa_frame_ref,
         .frame_unref = sa_frame_unref,
         .monotonic_ms = sa_monotonic_ms,
+        .listen_tls = sa_net_listen_tls,
+        .open_tls = glue_open_tls,
+        .tls_state = sa_tls_conn_state,
+        .tls_encrypt = sa_tls_conn_encrypt,
+        .tls_output = sa_tls_conn_output,
+        .tls_output_done = sa_tls_conn_output_done,
+        .tls_close_notify = sa_tls_conn_close_notify,
     };
 }

@@ -44,7 +44,8 @@ int sa_net_split_hostport(const char *hostport, char **host, char **port)
     return 0;
 }
 
-static void log_bound_address(int fd)
+/* `suffix` tells a TLS listener's line from a plain one's. */
+static void log_bound_address(int fd, const char *suffix)
 {
     struct sockaddr_storage addr;
     socklen_t len = sizeof addr;
@@ -54,15 +55,15 @@ static void log_bound_address(int fd)
     if (addr.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&addr;
         inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof host);
-        sa_log(SA_LOG_INFO, "core", "listening on [%s]:%u", host, ntohs(a6->sin6_port));
+        sa_log(SA_LOG_INFO, "core", "listening on [%s]:%u%s", host, ntohs(a6->sin6_port), suffix);
     } else {
         const struct sockaddr_in *a4 = (const struct sockaddr_in *)&addr;
         inet_ntop(AF_INET, &a4->sin_addr, host, sizeof host);
-        sa_log(SA_LOG_INFO, "core", "listening on %s:%u", host, ntohs(a4->sin_port));
+        sa_log(SA_LOG_INFO, "core", "listening on %s:%u%s", host, ntohs(a4->sin_port), suffix);
     }
 }
 
-int sa_net_listen_tcp(const char *hostport)
+static int listen_socket(const char *hostport, const char *suffix)
 {
     char *host = NULL, *port = NULL;
     if (sa_net_split_hostport(hostport, &host, &port) != 0) {
@@ -102,6 +103,10 @@ int sa_net_listen_tcp(const char *hostport)
         sa_log(SA_LOG_ERROR, "core", "cannot listen on %s: %s", hostport, strerror(last_errno));
         return -1;
     }
-    log_bound_address(fd);
+    log_bound_address(fd, suffix);
     return fd;
 }
+
+int sa_net_listen_tcp(const char *hostport) { return listen_socket(hostport, ""); }
+
+int sa_net_listen_tls(const char *hostport) { return listen_socket(hostport, " (TLS)"); }

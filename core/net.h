@@ -12,5 +12,7 @@ int sa_net_split_hostport(const char *hostport, char **host, char **port);
  * SO_REUSEADDR), logs "listening on HOST:PORT" with the bound port.
  * Returns the fd, or -1 after logging why. */
 int sa_net_listen_tcp(const char *hostport);
+/* The same for a tls_listen entry: its line ends with " (TLS)". */
+int sa_net_listen_tls(const char *hostport);
 
 #endif

@@ -15,10 +15,12 @@
 #include "log.h"
 #include "net.h"
 #include "timer.h"
+#include "tls.h"
 
 sa_server *sa_the_server;
 
 #define SERVER_SECTION "server"
+#define TLS_SECTION "tls"
 
 /* The [server] section. Defaults are those of INTERFACE.md. */
 static const sa_config_key server_keys[] = {
@@ -39,12 +41,16 @@ static const sa_config_key server_keys[] = {
     {"sendq_max", SA_CFG_INT, "4194304", 4096, INT64_C(1) << 40,
      "bytes queued to one client before it is dropped"},
     {"log_level", SA_CFG_STRING, "info", 0, 0, "error | warn | info | debug"},
+    {"workers", SA_CFG_INT, "1", 1, 256,
+     "event loops of the async engine (one per core); the sync engine ignores it"},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
 static const sa_config_key tls_keys[] = {
-    {"cert", SA_CFG_PATH, "server.pem", 0, 0, "certificate chain (PEM)"},
-    {"key", SA_CFG_PATH, "server.key", 0, 0, "private key (PEM)"},
+    {"cert", SA_CFG_PATH, "", 0, 0, "certificate chain (PEM), the server's first"},
+    {"key", SA_CFG_PATH, "", 0, 0, "private key of the certificate (PEM)"},
+    {"handshake_timeout", SA_CFG_INT, "10", 1, 3600,
+     "seconds a TLS client has to complete the handshake"},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
@@ -59,16 +65,22 @@ __attribute__((format(printf, 3, 4))) static void set_error(char *err, size_t er
     va_end(ap);
 }
 
-/* "FILE:LINE: [server] key" for messages about a value already parsed. */
+/* "FILE:LINE: [section] key" for messages about a value already parsed. */
+static void where_in(const sa_config *cfg, const char *section, const char *key, char *buf,
+                     size_t len)
+{
+    const sa_config_entry *e = sa_config_find(cfg, section, key);
+    if (!e)
+        snprintf(buf, len, "%s: [%s] %s", sa_config_path(cfg), section, key);
+    else if (strcmp(e->origin, "-o") == 0)
+        snprintf(buf, len, "-o %s.%s", section, key);
+    else
+        snprintf(buf, len, "%s:%d: [%s] %s", e->origin, e->line, section, key);
+}
+
 static void where(const sa_config *cfg, const char *key, char *buf, size_t len)
 {
-    const sa_config_entry *e = sa_config_find(cfg, SERVER_SECTION, key);
-    if (!e)
-        snprintf(buf, len, "%s: [server] %s", sa_config_path(cfg), key);
-    else if (strcmp(e->origin, "-o") == 0)
-        snprintf(buf, len, "-o server.%s", key);
-    else
-        snprintf(buf, len, "%s:%d: [server] %s", e->origin, e->line, key);
+    where_in(cfg, SERVER_SECTION, key, buf, len);
 }
 
 static const sa_config_key *server_key(const char *name)
@@ -115,13 +127,53 @@ static char **resolve_plugin_dirs(sa_config *cfg, const char *exe_dir)
     return dirs;
 }
 
+static int check_listeners(const sa_config *cfg, const char *key, char *const *list, char *err,
+                           size_t errlen)
+{
+    for (size_t i = 0; list[i]; i++) {
+        char *host, *port;
+        if (sa_net_split_hostport(list[i], &host, &port) != 0) {
+            char at[512];
+            where(cfg, key, at, sizeof at);
+            set_error(err, errlen, "%s: '%s' is not HOST:PORT", at, list[i]);
+            return -1;
+        }
+        free(host);
+        free(port);
+    }
+    return 0;
+}
+
+/* Made once, at setup, so that -t proves the certificate and key usable. */
+static int make_tls_context(sa_server *srv, char *err, size_t errlen)
+{
+    sa_config *cfg = srv->cfg;
+    char at[512];
+    const char *cert = sa_config_string(cfg, TLS_SECTION, sa_config_key_find(tls_keys, "cert"));
+    const char *key = sa_config_string(cfg, TLS_SECTION, sa_config_key_find(tls_keys, "key"));
+    if (!cert[0] || !key[0]) {
+        where(cfg, "tls_listen", at, sizeof at);
+        set_error(err, errlen, "%s: TLS listeners need [tls] cert = FILE and key = FILE", at);
+        return -1;
+    }
+    const char *bad_key = NULL;
+    char why[768];
+    srv->tls_ctx = sa_tls_context_new(cert, key, &bad_key, why, sizeof why);
+    if (!srv->tls_ctx) {
+        where_in(cfg, TLS_SECTION, bad_key, at, sizeof at);
+        set_error(err, errlen, "%s: %s", at, why);
+        return -1;
+    }
+    return 0;
+}
+
 static int read_settings(sa_server *srv, const char *exe_dir, char *err, size_t errlen)
 {
     sa_config *cfg = srv->cfg;
     sa_server_settings *set = &srv->settings;
     char at[512];
     if (sa_config_check_section(cfg, SERVER_SECTION, server_keys, err, errlen) != 0 ||
-        sa_config_check_section(cfg, "tls", tls_keys, err, errlen) != 0)
+        sa_config_check_section(cfg, TLS_SECTION, tls_keys, err, errlen) != 0)
         return -1;
 
     enum sa_log_level level;
@@ -133,36 +185,31 @@ static int read_settings(sa_server *srv, const char *exe_dir, char *err, size_t 
     }
     sa_log_set_level(level);
 
-    if (sa_config_string(cfg, SERVER_SECTION, server_key("tls_listen"))[0]) {
-        where(cfg, "tls_listen", at, sizeof at);
-        set_error(err, errlen, "%s: TLS is not supported by this build yet", at);
-        return -1;
-    }
     set->config_path = strdup(sa_config_path(cfg));
     set->engine = strdup(sa_config_string(cfg, SERVER_SECTION, server_key("engine")));
     set->listen = sa_config_split_list(sa_config_string(cfg, SERVER_SECTION, server_key("listen")));
+    set->tls_listen =
+        sa_config_split_list(sa_config_string(cfg, SERVER_SECTION, server_key("tls_listen")));
     set->plugins =
         sa_config_split_list(sa_config_string(cfg, SERVER_SECTION, server_key("plugins")));
     set->plugin_dirs = resolve_plugin_dirs(cfg, exe_dir);
-    if (!set->config_path || !set->engine || !set->listen || !set->plugins || !set->plugin_dirs) {
+    if (!set->config_path || !set->engine || !set->listen || !set->tls_listen || !set->plugins ||
+        !set->plugin_dirs) {
         set_error(err, errlen, "out of memory");
         return -1;
     }
-    if (!set->listen[0]) {
+    if (!set->listen[0] && !set->tls_listen[0]) {
         where(cfg, "listen", at, sizeof at);
-        set_error(err, errlen, "%s: no listener configured", at);
+        set_error(err, errlen, "%s: no listener configured (listen and tls_listen are empty)", at);
         return -1;
     }
-    for (size_t i = 0; set->listen[i]; i++) {
-        char *host, *port;
-        if (sa_net_split_hostport(set->listen[i], &host, &port) != 0) {
-            where(cfg, "listen", at, sizeof at);
-            set_error(err, errlen, "%s: '%s' is not HOST:PORT", at, set->listen[i]);
-            return -1;
-        }
-        free(host);
-        free(port);
-    }
+    if (check_listeners(cfg, "listen", set->listen, err, errlen) != 0 ||
+        check_listeners(cfg, "tls_listen", set->tls_listen, err, errlen) != 0)
+        return -1;
+    if (set->tls_listen[0] && make_tls_context(srv, err, errlen) != 0)
+        return -1;
+    set->tls_handshake_timeout_ms =
+        sa_config_int(cfg, TLS_SECTION, sa_config_key_find(tls_keys, "handshake_timeout")) * 1000;
     set->max_clients = server_int(cfg, "max_clients");
     set->max_per_address = server_int(cfg, "max_per_address");
     set->frame_timeout_ms = server_int(cfg, "frame_timeout") * 1000;
@@ -171,6 +218,7 @@ static int read_settings(sa_server *srv, const char *exe_dir, char *err, size_t 
     set->heartbeat_interval_ms = server_int(cfg, "heartbeat_interval") * 1000;
     set->heartbeat_timeout_ms = server_int(cfg, "heartbeat_timeout") * 1000;
     set->sendq_max = (size_t)server_int(cfg, "sendq_max");
+    set->workers = (unsigned)server_int(cfg, "workers");
     if (set->heartbeat_timeout_ms <= set->heartbeat_interval_ms) {
         where(cfg, "heartbeat_timeout", at, sizeof at);
         set_error(err, errlen, "%s: must be longer than heartbeat_interval", at);
@@ -455,7 +503,9 @@ int sa_server_run(sa_server *srv)
     const struct sa_engine_ops *ops = srv->engine_plugin.loaded.desc->engine;
     srv->engine_config = (sa_engine_config){
         .listen = (const char *const *)srv->settings.listen,
+        .tls_listen = (const char *const *)srv->settings.tls_listen,
         .sendq_max = srv->settings.sendq_max,
+        .workers = srv->settings.workers,
         .close_linger_ms = 3000,
         .shutdown_linger_ms = 3000,
     };
@@ -513,6 +563,8 @@ void sa_server_teardown(sa_server *srv)
             free(srv->settings.plugin_dirs[i]);
     free(srv->settings.plugin_dirs);
     free(srv->settings.listen); /* sa_config_split_list: one allocation each */
+    free(srv->settings.tls_listen);
+    SSL_CTX_free(srv->tls_ctx);
     free(srv->settings.plugins);
     free(srv->settings.engine);
     free(srv->settings.config_path);

@@ -41,6 +41,7 @@ typedef struct sa_server_settings {
     char *config_path;
     char *engine;
     char **listen;  /* NULL-terminated (sa_config_split_list) */
+    char **tls_listen; /* NULL-terminated; empty when TLS is not used */
     char **plugins; /* NULL-terminated */
     char **plugin_dirs; /* search path: plugin_dir entries, then the default */
     int64_t max_clients;
@@ -51,11 +52,14 @@ typedef struct sa_server_settings {
     int64_t heartbeat_timeout_ms;
     int64_t frame_timeout_ms; /* a started frame must be complete by then */
     size_t sendq_max;
+    unsigned workers; /* event loops an engine may run */
+    int64_t tls_handshake_timeout_ms;
 } sa_server_settings;
 
 typedef struct sa_server {
     sa_config *cfg;
     sa_server_settings settings;
+    struct ssl_ctx_st *tls_ctx; /* owned (SSL_CTX); NULL without tls_listen */
 
     sa_plugin_ctx engine_plugin;
     sa_plugin_ctx *handlers; /* in start order */

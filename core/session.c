@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "tls.h"
 
 static const struct sa_engine_ops *engine_ops(void)
 {
@@ -55,6 +56,7 @@ sa_session *sa_session_new(sa_conn *conn, const char *peer, uint32_t max_frame,
     s->plugin_slots = plugin_slots;
     sa_decoder_init(&s->decoder, max_frame);
     s->opened_ms = now_ms;
+    s->hello_wait_from_ms = now_ms;
     s->last_rx_ms = now_ms;
     random_hex(s->id, 16);
     return s;
@@ -67,6 +69,7 @@ void sa_session_unref(sa_session *s)
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     sa_decoder_free(&s->decoder);
+    sa_tls_conn_free(s->tls);
     pthread_mutex_destroy(&s->lock);
     free(s->peer);
     free(s->name);

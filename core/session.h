@@ -30,10 +30,13 @@ struct sa_session {
     char *name;     /* set by a successful hello; immutable after */
     char *name_key; /* lower-case name, the registry key */
     char id[33];    /* the "session" of the hello reply */
+    sa_tls *tls;    /* owned; NULL on a plain connection */
 
     /* Lane state: touched only by the session's own lane (engine calls). */
     sa_decoder decoder;
     int64_t opened_ms;
+    int64_t hello_wait_from_ms; /* hello_timeout counts from here: the open, or
+                                   the end of the TLS handshake */
     int64_t last_rx_ms;
     int64_t last_ping_ms; /* when the server last pinged this silent client */
     int input_stopped;    /* a fatal frame error: ignore further input */

@@ -45,12 +45,26 @@ struct sa_frame {
     size_t len;
 };
 
+/* The TLS state of one connection accepted on a tls_listen listener. The
+ * core makes it (open_tls) and owns it; the engine may use it until
+ * core->closed for the connection returns. */
+typedef struct sa_tls sa_tls;
+
+enum sa_tls_state {
+    SA_TLS_STATE_HANDSHAKE,   /* only handshake records may be written */
+    SA_TLS_STATE_ESTABLISHED, /* frames may be encrypted and written */
+    SA_TLS_STATE_FAILED       /* write nothing more (not even what is pending) and close */
+};
+
 /* Settings the core passes to the engine (from [server]). */
 typedef struct sa_engine_config {
     const char *const *listen; /* "HOST:PORT" plain listeners, NULL-terminated */
+    const char *const *tls_listen; /* "HOST:PORT" TLS listeners, NULL-terminated */
     size_t sendq_max;          /* bytes queued to one client before it is dropped */
     unsigned close_linger_ms;  /* how long a closing connection may flush */
     unsigned shutdown_linger_ms; /* how long shutdown waits for flushes */
+    unsigned workers;          /* event loops (threads) to serve with, at least 1;
+                                  an engine with a thread per client ignores it */
 } sa_engine_config;
 
 /* What the core offers an engine. Every function is safe from any thread. */
@@ -98,6 +112,53 @@ typedef struct sa_engine_core {
 
     /* Monotonic milliseconds (the clock of `timer`). */
     int64_t (*monotonic_ms)(void);
+
+    /* ---- TLS (connections accepted on config->tls_listen) ----
+     *
+     * Such a connection is opened with open_tls instead of open, which also
+     * hands back its sa_tls. The engine keeps doing the socket I/O:
+     *   - listening: with listen_tls.
+     *   - reading: the bytes read go to core->input as for a plain
+     *     connection; the core runs the handshake and decrypts. Input may
+     *     produce ciphertext to write (handshake records), and may complete
+     *     the handshake, which lets queued frames go: after each input the
+     *     engine looks at tls_output and tls_state again.
+     *   - writing: frames are encrypted when they are written, not when they
+     *     are queued (a drop at sendq_max still discards the frames not yet
+     *     begun, and records leave in the order they were made): while
+     *     tls_output has nothing and the state is ESTABLISHED, the engine
+     *     passes the next bytes of its queue to tls_encrypt, then writes
+     *     what tls_output hands out. Frames queued during the handshake wait.
+     *   - only the code that writes the connection's socket calls tls_output
+     *     and tls_output_done (one writer at a time); the other functions
+     *     are safe from any thread, also while input runs.
+     *   - FAILED: write nothing more and close (the core has already asked
+     *     to close). A close during the handshake needs no flushing: nothing
+     *     queued can be sent. Before shutting down the writing side of an
+     *     ESTABLISHED connection call tls_close_notify and write its output. */
+    sa_session *(*open_tls)(sa_conn *conn, const char *peer, sa_tls **tls);
+
+    /* listen_tcp for a tls_listen entry; it logs "listening on HOST:PORT
+     * (TLS)". */
+    int (*listen_tls)(const char *hostport);
+
+    /* enum sa_tls_state. */
+    int (*tls_state)(sa_tls *t);
+
+    /* Encrypts up to len bytes of plaintext into the ciphertext stream;
+     * returns how many were taken (0 unless ESTABLISHED). A memory bound:
+     * pass about 16 KiB at a time and write the output before more. */
+    size_t (*tls_encrypt)(sa_tls *t, const unsigned char *plain, size_t len);
+
+    /* Ciphertext waiting to be written: sets *bytes and returns its length,
+     * 0 when there is none. The bytes stay valid until tls_output_done. */
+    size_t (*tls_output)(sa_tls *t, const unsigned char **bytes);
+
+    /* `written` bytes of what tls_output handed out went to the socket. */
+    void (*tls_output_done)(sa_tls *t, size_t written);
+
+    /* Adds the TLS close_notify alert to the ciphertext stream. */
+    void (*tls_close_notify)(sa_tls *t);
 } sa_engine_core;
 
 struct sa_engine_ops {

@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever any struct or signature in this folder changes. */
-#define SA_ABI_VERSION 1u
+#define SA_ABI_VERSION 2u
 
 /* Name of the one symbol a plugin exports (see SA_PLUGIN_DEFINE). */
 #define SA_PLUGIN_ENTRY_SYMBOL "syncasync_plugin_entry"

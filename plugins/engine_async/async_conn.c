@@ -24,57 +24,9 @@
 #define READS_PER_EVENT 4
 /* Reads that drain a socket about to be closed during shutdown. */
 #define SHUTDOWN_DISCARD_READS 16
-/* Queue nodes kept for reuse per loop (16 bytes each). */
-#define SPARE_NODES_MAX 4096
 /* Bounds of a core->timer delay; the lower one stops a 0 from spinning. */
 #define TIMER_MIN_MS 1
 #define TIMER_MAX_MS (24 * 3600 * 1000)
-
-/* ---- queue nodes -------------------------------------------------------- */
-
-static struct out_node *node_get(struct async_loop *loop)
-{
-    struct out_node *n = loop->spare_nodes;
-    if (n) {
-        loop->spare_nodes = n->next;
-        loop->spare_node_count--;
-        return n;
-    }
-    return malloc(sizeof *n);
-}
-
-static void node_put(struct async_loop *loop, struct out_node *n)
-{
-    if (loop->spare_node_count >= SPARE_NODES_MAX) {
-        free(n);
-        return;
-    }
-    n->next = loop->spare_nodes;
-    loop->spare_nodes = n;
-    loop->spare_node_count++;
-}
-
-void conn_free_spares(struct async_loop *loop)
-{
-    struct out_node *n;
-    while ((n = loop->spare_nodes)) {
-        loop->spare_nodes = n->next;
-        free(n);
-    }
-    loop->spare_node_count = 0;
-}
-
-/* Drops frames from `first` to the tail, returning their references. */
-static void queue_discard_from(sa_conn *c, struct out_node *first)
-{
-    struct out_node *next;
-    for (struct out_node *n = first; n; n = next) {
-        next = n->next;
-        atomic_fetch_sub(&c->queued, n->frame->len);
-        c->loop->core->frame_unref(n->frame);
-        node_put(c->loop, n);
-    }
-}
 
 /* ---- loop bookkeeping ---------------------------------------------------- */
 
@@ -181,9 +133,7 @@ void conn_finish(sa_conn *c)
     if (close(c->fd) != 0)
         loop->core->log(SA_LOG_DEBUG, "close: %s", strerror(errno));
     c->fd = -1;
-    queue_discard_from(c, c->out_head);
-    c->out_head = c->out_tail = NULL;
-    c->head_offset = 0;
+    outq_clear(c);
     live_unlink(c);
     if (!session_ended)
         end_session(c);
@@ -232,54 +182,52 @@ static void shut_write(sa_conn *c)
 
 /* ---- writing ------------------------------------------------------------- */
 
-/* `written` bytes of the queue went out: release the frames completed. */
-static void consume(sa_conn *c, size_t written)
+/* flush() of a TLS connection: async_tls.c writes, this acts on the
+ * outcome. */
+static void flush_tls(sa_conn *c)
 {
-    struct async_loop *loop = c->loop;
-    struct out_node *n;
-    while ((n = c->out_head)) {
-        size_t left = n->frame->len - c->head_offset;
-        if (written < left) {
-            c->head_offset += written;
+    if ((c->state == CONN_OPEN || c->state == CONN_CLOSING) && !c->write_blocked) {
+        if (c->state == CONN_CLOSING)
+            catch_up_inbox(c);
+        switch (async_tls_flush(c)) {
+        case ASYNC_TLS_IDLE:
+            break;
+        case ASYNC_TLS_BLOCKED:
+            c->write_blocked = true;
+            break;
+        case ASYNC_TLS_DRAINED:
+            shut_write(c);
+            return;
+        case ASYNC_TLS_ABORT:
+            conn_finish(c);
             return;
         }
-        written -= left;
-        c->head_offset = 0;
-        c->out_head = n->next;
-        if (!c->out_head)
-            c->out_tail = NULL;
-        atomic_fetch_sub(&c->queued, n->frame->len);
-        loop->core->frame_unref(n->frame);
-        node_put(loop, n);
     }
+    update_io(c);
 }
 
 /* Writes as much as the socket takes. May finish the connection. */
 static void flush(sa_conn *c)
 {
+    if (c->tls) {
+        flush_tls(c);
+        return;
+    }
     struct async_loop *loop = c->loop;
     while (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
         if (c->write_blocked)
             break;
-        if (!c->out_head) {
+        if (c->out_count == 0) {
             if (c->state != CONN_CLOSING)
                 break;
             catch_up_inbox(c);
-            if (c->out_head)
+            if (c->out_count > 0)
                 continue;
             shut_write(c);
             return;
         }
-        int count = 0;
-        size_t total = 0;
-        size_t skip = c->head_offset;
-        for (struct out_node *n = c->out_head; n && count < ASYNC_IOV_MAX; n = n->next) {
-            loop->iov[count].iov_base = (void *)(n->frame->bytes + skip);
-            loop->iov[count].iov_len = n->frame->len - skip;
-            total += n->frame->len - skip;
-            skip = 0;
-            count++;
-        }
+        size_t total;
+        int count = outq_gather(c, loop->iov, ASYNC_IOV_MAX, &total);
         struct msghdr msg = {.msg_iov = loop->iov, .msg_iovlen = (size_t)count};
         ssize_t sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (sent < 0) {
@@ -293,7 +241,7 @@ static void flush(sa_conn *c)
             conn_finish(c);
             return;
         }
-        consume(c, (size_t)sent);
+        outq_consume(c, (size_t)sent);
         /* A short write means the socket buffer is full: the next attempt
          * would only return EAGAIN. */
         if ((size_t)sent < total)
@@ -381,20 +329,12 @@ static void log_drop(sa_conn *c)
                        c->loop->core->config->sendq_max);
 }
 
-/* Appends `f`, taking over the caller's reference; the caller has counted
- * its bytes in c->queued. Returns -1 when out of memory. */
+/* Queues `f` (the caller keeps its reference); the caller has counted its
+ * bytes in c->queued. Returns -1 when out of memory. */
 static int append(sa_conn *c, sa_frame *f)
 {
-    struct out_node *n = node_get(c->loop);
-    if (!n)
+    if (outq_append(c, f) != 0)
         return -1;
-    n->frame = f;
-    n->next = NULL;
-    if (c->out_tail)
-        c->out_tail->next = n;
-    else
-        c->out_head = n;
-    c->out_tail = n;
     mark_dirty(c);
     return 0;
 }
@@ -407,10 +347,9 @@ static void append_bye(sa_conn *c, const char *reason)
     if (!bye)
         return; /* out of memory: the connection still closes, without a bye */
     atomic_fetch_add(&c->queued, bye->len);
-    if (append(c, bye) != 0) {
+    if (append(c, bye) != 0)
         atomic_fetch_sub(&c->queued, bye->len);
-        core->frame_unref(bye);
-    }
+    core->frame_unref(bye);
 }
 
 void conn_drop(sa_conn *c)
@@ -422,11 +361,7 @@ void conn_drop(sa_conn *c)
     log_drop(c);
     /* A frame partly written must be completed, or the peer's framing
      * breaks; the ones not begun go. */
-    struct out_node *keep = c->head_offset > 0 ? c->out_head : NULL;
-    queue_discard_from(c, keep ? keep->next : c->out_head);
-    if (keep)
-        keep->next = NULL;
-    c->out_head = c->out_tail = keep;
+    outq_keep_frame_in_progress(c);
     append_bye(c, "sendq_exceeded");
     conn_begin_close(c);
 }
@@ -484,12 +419,9 @@ static int send_from_loop(sa_conn *c, sa_frame *f)
         conn_drop(c);
         return -1;
     }
-    const sa_engine_core *core = c->loop->core;
-    core->frame_ref(f);
     if (append(c, f) != 0) {
-        core->frame_unref(f);
         atomic_fetch_sub(&c->queued, f->len);
-        core->log(SA_LOG_ERROR, "out of memory queueing a frame: closing the connection");
+        c->loop->core->log(SA_LOG_ERROR, "out of memory queueing a frame: closing the connection");
         conn_begin_close(c);
         return -1;
     }
@@ -541,13 +473,13 @@ void conn_deliver(sa_conn *c, sa_frame *f)
     /* Frames posted before a drop, or after the write side was shut, are
      * not sent; a close (not a drop) still lets earlier sends through. */
     bool accepted = (c->state == CONN_OPEN || c->state == CONN_CLOSING) && !c->dropped;
-    if (accepted && append(c, f) == 0)
-        return;
-    if (accepted) {
+    bool queued = accepted && append(c, f) == 0;
+    if (accepted && !queued) {
         c->loop->core->log(SA_LOG_ERROR, "out of memory queueing a frame: closing the connection");
         conn_begin_close(c);
     }
-    atomic_fetch_sub(&c->queued, f->len);
+    if (!queued)
+        atomic_fetch_sub(&c->queued, f->len);
     c->loop->core->frame_unref(f);
 }
 
@@ -564,6 +496,10 @@ static void read_input(sa_conn *c)
                 conn_begin_close(c);
                 return;
             }
+            /* Input may have made handshake records, or finished the
+             * handshake that queued frames wait for. */
+            if (c->tls)
+                mark_dirty(c);
             if ((size_t)n < loop->read_buf_size)
                 return; /* drained: a further read would say EAGAIN */
             continue;
@@ -624,7 +560,7 @@ static void conn_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
     conn_release_if_done(c);
 }
 
-void conn_open(struct async_loop *loop, int fd, const char *peer)
+void conn_open(struct async_loop *loop, int fd, const char *peer, bool tls)
 {
     const sa_engine_core *core = loop->core;
     sa_conn *c = calloc(1, sizeof *c);
@@ -648,7 +584,7 @@ void conn_open(struct async_loop *loop, int fd, const char *peer)
     c->pins++;
     /* open may already send and close (server_full): the watchers above
      * are ready for that. */
-    c->session = core->open(c, peer);
+    c->session = tls ? core->open_tls(c, peer, &c->tls) : core->open(c, peer);
     if (!c->session) {
         /* No session: the core keeps nothing of `c`, and closed() is not
          * owed. Dispose of it as a finished connection. */
@@ -657,8 +593,7 @@ void conn_open(struct async_loop *loop, int fd, const char *peer)
         ev_timer_stop(loop->ev, &c->timer);
         if (close(fd) != 0)
             core->log(SA_LOG_DEBUG, "close: %s", strerror(errno));
-        queue_discard_from(c, c->out_head);
-        c->out_head = c->out_tail = NULL;
+        outq_clear(c);
         live_unlink(c);
     } else if (c->state == CONN_OPEN) {
         int64_t delay = core->timer(c->session, core->monotonic_ms());

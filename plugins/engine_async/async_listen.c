@@ -51,9 +51,9 @@ static void listeners_set_active(sa_engine *e, bool active)
         if (l->fd < 0)
             continue;
         if (active)
-            ev_io_start(e->loop.ev, &l->io);
+            ev_io_start(e->loops[0].ev, &l->io);
         else
-            ev_io_stop(e->loop.ev, &l->io);
+            ev_io_stop(e->loops[0].ev, &l->io);
     }
 }
 
@@ -65,7 +65,7 @@ static void pause_accepting(sa_engine *e, int err)
     }
     listeners_set_active(e, false);
     ev_timer_set(&e->accept_pause, ACCEPT_PAUSE_SECONDS, 0.);
-    ev_timer_start(e->loop.ev, &e->accept_pause);
+    ev_timer_start(e->loops[0].ev, &e->accept_pause);
 }
 
 static void accept_pause_cb(struct ev_loop *ev, ev_timer *w, int revents)
@@ -73,7 +73,7 @@ static void accept_pause_cb(struct ev_loop *ev, ev_timer *w, int revents)
     (void)ev;
     (void)revents;
     sa_engine *e = w->data;
-    if (!e->loop.stopping)
+    if (!e->loops[0].stopping)
         listeners_set_active(e, true);
 }
 
@@ -106,16 +106,25 @@ static void accept_cb(struct ev_loop *ev, ev_io *w, int revents)
             e->core.log(SA_LOG_DEBUG, "TCP_NODELAY: %s", strerror(errno));
         char peer[ASYNC_PEER_TEXT_MAX];
         async_peer_text((struct sockaddr *)&addr, len, peer, sizeof peer);
-        conn_open(&e->loop, fd, peer);
+        struct async_loop *target = &e->loops[e->next_loop];
+        e->next_loop = (e->next_loop + 1) % e->loop_count;
+        if (target == &e->loops[0])
+            conn_open(target, fd, peer, l->tls);
+        else
+            async_loop_adopt(target, fd, peer, l->tls);
     }
 }
 
 int async_listen_start(sa_engine *e)
 {
     const char *const *listen = e->core.config->listen;
-    size_t count = 0;
-    while (listen && listen[count])
-        count++;
+    const char *const *tls_listen = e->core.config->tls_listen;
+    size_t plain_count = 0, tls_count = 0;
+    while (listen && listen[plain_count])
+        plain_count++;
+    while (tls_listen && tls_listen[tls_count])
+        tls_count++;
+    size_t count = plain_count + tls_count;
     ev_init(&e->accept_pause, accept_pause_cb);
     e->accept_pause.data = e;
     if (count == 0)
@@ -126,30 +135,33 @@ int async_listen_start(sa_engine *e)
         return -1;
     }
     for (size_t i = 0; i < count; i++) {
-        int fd = e->core.listen_tcp(listen[i]);
+        bool tls = i >= plain_count;
+        int fd = tls ? e->core.listen_tls(tls_listen[i - plain_count])
+                     : e->core.listen_tcp(listen[i]);
         if (fd < 0) {
             async_listen_stop(e);
             return -1;
         }
         struct async_listener *l = &e->listeners[e->listener_count++];
         l->fd = fd;
+        l->tls = tls;
         ev_io_init(&l->io, accept_cb, fd, EV_READ);
         l->io.data = e;
-        ev_io_start(e->loop.ev, &l->io);
+        ev_io_start(e->loops[0].ev, &l->io);
     }
     return 0;
 }
 
 void async_listen_stop(sa_engine *e)
 {
-    if (e->loop.ev)
-        ev_timer_stop(e->loop.ev, &e->accept_pause);
+    if (e->loops[0].ev)
+        ev_timer_stop(e->loops[0].ev, &e->accept_pause);
     for (size_t i = 0; i < e->listener_count; i++) {
         struct async_listener *l = &e->listeners[i];
         if (l->fd < 0)
             continue;
-        if (e->loop.ev)
-            ev_io_stop(e->loop.ev, &l->io);
+        if (e->loops[0].ev)
+            ev_io_stop(e->loops[0].ev, &l->io);
         if (close(l->fd) != 0)
             e->core.log(SA_LOG_DEBUG, "close listener: %s", strerror(errno));
         l->fd = -1;

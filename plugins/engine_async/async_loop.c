@@ -2,7 +2,10 @@
  * One event loop: its watchers, the wakeup from other threads, the flush
  * before each poll, and the shutdown sequence of stop().
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "async_internal.h"
 
@@ -13,7 +16,8 @@
 static void loop_begin_shutdown(struct async_loop *loop)
 {
     loop->stopping = true;
-    async_listen_stop(loop->engine);
+    if (loop == &loop->engine->loops[0])
+        async_listen_stop(loop->engine);
     /* Act on what other threads posted before stop, so their frames go out
      * ahead of the bye. */
     inbox_drain(loop);
@@ -34,11 +38,62 @@ static void loop_begin_shutdown(struct async_loop *loop)
     ev_timer_start(loop->ev, &loop->shutdown_deadline);
 }
 
+static void close_adopted(struct async_loop *loop, struct async_adopt *a)
+{
+    if (close(a->fd) != 0)
+        loop->core->log(SA_LOG_DEBUG, "close: %s", strerror(errno));
+    free(a);
+}
+
+/* Opens the connections the accepting loop dealt to this one. */
+static void adopt_drain(struct async_loop *loop)
+{
+    pthread_mutex_lock(&loop->inbox_lock);
+    struct async_adopt *batch = loop->adopt_head;
+    loop->adopt_head = loop->adopt_tail = NULL;
+    pthread_mutex_unlock(&loop->inbox_lock);
+    struct async_adopt *next;
+    for (struct async_adopt *a = batch; a; a = next) {
+        next = a->next;
+        if (loop->stopping) {
+            close_adopted(loop, a);
+            continue;
+        }
+        conn_open(loop, a->fd, a->peer, a->tls);
+        free(a);
+    }
+}
+
+void async_loop_adopt(struct async_loop *loop, int fd, const char *peer, bool tls)
+{
+    size_t peer_len = strlen(peer) + 1;
+    struct async_adopt *a = malloc(sizeof *a + peer_len);
+    if (!a) {
+        loop->core->log(SA_LOG_ERROR, "%s: out of memory for a connection", peer);
+        if (close(fd) != 0)
+            loop->core->log(SA_LOG_DEBUG, "close: %s", strerror(errno));
+        return;
+    }
+    a->next = NULL;
+    a->fd = fd;
+    a->tls = tls;
+    memcpy(a->peer, peer, peer_len);
+    pthread_mutex_lock(&loop->inbox_lock);
+    if (loop->adopt_tail)
+        loop->adopt_tail->next = a;
+    else
+        loop->adopt_head = a;
+    loop->adopt_tail = a;
+    pthread_mutex_unlock(&loop->inbox_lock);
+    ev_async_send(loop->ev, &loop->wakeup);
+}
+
 static void loop_wakeup_cb(struct ev_loop *ev, ev_async *w, int revents)
 {
     (void)ev;
     (void)revents;
     struct async_loop *loop = w->data;
+    adopt_drain(loop);
     inbox_drain(loop);
     if (atomic_exchange(&loop->rescan_requested, false))
         conn_close_refusing(loop);
@@ -94,10 +149,11 @@ int async_loop_init(struct async_loop *loop, sa_engine *engine, const sa_engine_
     loop->read_buf_size = READ_BUF_SIZE;
     loop->read_buf = malloc(loop->read_buf_size);
     loop->iov = calloc(ASYNC_IOV_MAX, sizeof *loop->iov);
+    loop->stage = malloc(ASYNC_STAGE_SIZE);
     /* The host takes signals in a thread of its own: libev must leave the
      * signal mask alone. */
     loop->ev = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-    if (!loop->read_buf || !loop->iov || !loop->ev) {
+    if (!loop->read_buf || !loop->iov || !loop->stage || !loop->ev) {
         core->log(SA_LOG_ERROR, "%s", loop->ev ? "out of memory" : "cannot create the event loop");
         async_loop_free(loop);
         return -1;
@@ -152,6 +208,12 @@ void async_loop_free(struct async_loop *loop)
         /* Entries still posted hold the last references to some finished
          * connections; releasing them frees those. */
         inbox_discard(loop);
+        struct async_adopt *a;
+        while ((a = loop->adopt_head)) {
+            loop->adopt_head = a->next;
+            close_adopted(loop, a);
+        }
+        loop->adopt_tail = NULL;
         force_finish_all(loop);
         sa_conn *c;
         while ((c = loop->dirty)) {
@@ -163,10 +225,12 @@ void async_loop_free(struct async_loop *loop)
         loop->ev = NULL;
     }
     inbox_free_spares(loop);
-    conn_free_spares(loop);
+    outq_free_spares(loop);
     free(loop->read_buf);
     free(loop->iov);
+    free(loop->stage);
     loop->read_buf = NULL;
     loop->iov = NULL;
+    loop->stage = NULL;
     pthread_mutex_destroy(&loop->inbox_lock);
 }

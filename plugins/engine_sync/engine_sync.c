@@ -40,6 +40,7 @@ struct sa_engine {
     const sa_engine_core *core;   /* borrowed */
     struct pollfd *watch;         /* owned: the listeners, then the wake pipe */
     size_t listener_count;
+    size_t plain_listener_count;  /* the first ones; the TLS listeners follow */
     int wake_pipe[2];             /* owned; written by stop() and by finished readers */
     atomic_bool stop_requested;
 
@@ -177,7 +178,7 @@ static void report_accept_error(sa_engine *e, int err)
     sleep_ms(ACCEPT_RETRY_MS);
 }
 
-static void accept_client(sa_engine *e, int listener)
+static void accept_client(sa_engine *e, int listener, bool tls)
 {
     const sa_engine_core *core = e->core;
     struct sockaddr_storage addr;
@@ -199,7 +200,7 @@ static void accept_client(sa_engine *e, int listener)
         close(fd);
         return;
     }
-    c->session = core->open(c, peer);
+    c->session = tls ? core->open_tls(c, peer, &c->tls) : core->open(c, peer);
     if (!c->session) {
         sync_conn_free(c); /* closes fd */
         return;
@@ -238,9 +239,13 @@ static void sync_destroy(sa_engine *e)
 static sa_engine *sync_create(const sa_engine_core *core)
 {
     const char *const *listen = core->config->listen;
-    size_t listen_count = 0;
-    while (listen && listen[listen_count])
-        listen_count++;
+    const char *const *tls_listen = core->config->tls_listen;
+    size_t plain_count = 0, tls_count = 0;
+    while (listen && listen[plain_count])
+        plain_count++;
+    while (tls_listen && tls_listen[tls_count])
+        tls_count++;
+    size_t listen_count = plain_count + tls_count;
 
     sa_engine *e = calloc(1, sizeof *e);
     if (!e) {
@@ -274,8 +279,10 @@ static sa_engine *sync_create(const sa_engine_core *core)
         sync_destroy(e);
         return NULL;
     }
+    e->plain_listener_count = plain_count;
     for (size_t i = 0; i < listen_count; i++) {
-        int fd = core->listen_tcp(listen[i]);
+        int fd = i < plain_count ? core->listen_tcp(listen[i])
+                                 : core->listen_tls(tls_listen[i - plain_count]);
         if (fd < 0) {
             sync_destroy(e);
             return NULL;
@@ -345,7 +352,7 @@ static int sync_run(sa_engine *e)
         }
         for (size_t i = 0; i < e->listener_count; i++) {
             if (e->watch[i].revents)
-                accept_client(e, e->watch[i].fd);
+                accept_client(e, e->watch[i].fd, i >= e->plain_listener_count);
         }
     }
     shutdown_clients(e);

@@ -46,6 +46,9 @@
 /* Frames handed to the kernel in one sendmsg(). */
 #define WRITE_BATCH 64
 
+/* Plaintext a TLS connection's writer encrypts before writing it. */
+#define TLS_ENCRYPT_BATCH (16u * 1024u)
+
 /* How much unread input a closing connection discards before close(); see
  * discard_unread_input. */
 #define CLOSE_DRAIN_MAX (256u * 1024u)
@@ -303,6 +306,19 @@ static void limit_write_time(sa_conn *c, int fd)
         c->core->log(SA_LOG_WARN, "SO_SNDTIMEO on a client socket: %s", strerror(errno));
 }
 
+/* Lock held: the writer's last act. */
+static void writer_exit_locked(sa_conn *c, int write_error)
+{
+    if (write_error) {
+        /* The connection is dead: refuse frames, and wake the reader so it
+         * takes the finish path. */
+        begin_closing_locked(c);
+        shutdown_locked(c, SHUT_RDWR);
+    }
+    c->writer_exited = true;
+    pthread_cond_signal(&c->writer_gone);
+}
+
 static void *writer_main(void *arg)
 {
     sa_conn *c = arg;
@@ -361,17 +377,103 @@ static void *writer_main(void *arg)
                                                     c->core->frame_unref);
         }
     }
-    if (write_error) {
-        /* The connection is dead: refuse frames, and wake the reader so it
-         * takes the finish path. */
-        begin_closing_locked(c);
-        shutdown_locked(c, SHUT_RDWR);
-    }
-    c->writer_exited = true;
-    pthread_cond_signal(&c->writer_gone);
+    writer_exit_locked(c, write_error);
     pthread_mutex_unlock(&c->lock);
     if (write_error)
         c->core->log(SA_LOG_DEBUG, "writing to a client: %s", strerror(write_error));
+    return NULL;
+}
+
+/* TLS: the next frames' bytes go into the ciphertext stream, at most
+ * TLS_ENCRYPT_BATCH at a time so that a large frame is never held whole in
+ * encrypted form. Encrypted bytes count as written: a drop at sendq_max
+ * keeps a frame begun here, like one begun on the wire. */
+static void encrypt_queued_locked(sa_conn *c)
+{
+    size_t done = 0;
+    while (c->queue.count > 0 && done < TLS_ENCRYPT_BATCH) {
+        const sa_frame *head = frame_queue_peek(&c->queue, 0);
+        size_t piece = head->len - c->head_written;
+        if (piece > TLS_ENCRYPT_BATCH - done)
+            piece = TLS_ENCRYPT_BATCH - done;
+        size_t taken = c->core->tls_encrypt(c->tls, head->bytes + c->head_written, piece);
+        if (taken == 0) /* the connection failed: the caller sees the state */
+            break;
+        consume_written_locked(c, taken);
+        done += taken;
+    }
+    check_writable_locked(c);
+}
+
+/* The writer of a TLS connection. Only this thread drains the ciphertext
+ * stream, which the reader feeds with handshake records, so every record
+ * reaches the socket in the order it was made. */
+static void *tls_writer_main(void *arg)
+{
+    sa_conn *c = arg;
+    const sa_engine_core *core = c->core;
+    bool write_time_limited = false;
+    bool close_notify_sent = false;
+    int write_error = 0;
+
+    pthread_mutex_lock(&c->lock);
+    /* Only the reader changes fd, and only after joining this thread. */
+    int fd = c->fd;
+    while (!c->writer_abort) {
+        int state = core->tls_state(c->tls);
+        /* Nothing queued can be sent without a handshake, and a failed
+         * connection says nothing, not even an alert. */
+        if (state == SA_TLS_STATE_FAILED || (c->closing && state == SA_TLS_STATE_HANDSHAKE))
+            break;
+        const unsigned char *out = NULL;
+        size_t out_len = core->tls_output(c->tls, &out);
+        if (out_len == 0 && state == SA_TLS_STATE_ESTABLISHED) {
+            if (c->queue.count == 0 && c->final_frame) {
+                if (frame_queue_push(&c->queue, c->final_frame) == 0)
+                    c->queued_bytes += c->final_frame->len;
+                else
+                    core->frame_unref(c->final_frame);
+                c->final_frame = NULL;
+                continue;
+            }
+            if (c->queue.count > 0) {
+                encrypt_queued_locked(c);
+                continue;
+            }
+            if (c->closing && !close_notify_sent) {
+                core->tls_close_notify(c->tls);
+                close_notify_sent = true;
+                continue;
+            }
+            if (c->closing) { /* everything is written */
+                shutdown_locked(c, SHUT_WR);
+                break;
+            }
+        }
+        if (out_len == 0) {
+            pthread_cond_wait(&c->writer_wake, &c->lock);
+            continue;
+        }
+        if (c->closing && !write_time_limited) {
+            limit_write_time(c, fd);
+            write_time_limited = true;
+        }
+        pthread_mutex_unlock(&c->lock);
+        ssize_t sent = send(fd, out, out_len, MSG_NOSIGNAL);
+        int send_errno = errno;
+        pthread_mutex_lock(&c->lock);
+        if (sent < 0) {
+            if (send_errno == EINTR)
+                continue;
+            write_error = send_errno;
+            break;
+        }
+        core->tls_output_done(c->tls, (size_t)sent);
+    }
+    writer_exit_locked(c, write_error);
+    pthread_mutex_unlock(&c->lock);
+    if (write_error)
+        core->log(SA_LOG_DEBUG, "writing to a client: %s", strerror(write_error));
     return NULL;
 }
 
@@ -446,6 +548,13 @@ static void serve(sa_conn *c, unsigned char *buf)
             return;
         if (core->input(c->session, buf, (size_t)got) != 0)
             return;
+        if (c->tls) {
+            /* The input may have made handshake records, or completed the
+             * handshake that queued frames wait for. */
+            pthread_mutex_lock(&c->lock);
+            pthread_cond_signal(&c->writer_wake);
+            pthread_mutex_unlock(&c->lock);
+        }
     }
 }
 
@@ -495,7 +604,7 @@ static void *reader_main(void *arg)
     if (!buf) {
         core->log(SA_LOG_ERROR, "out of memory for a client's read buffer");
     } else {
-        int rc = create_client_thread(&c->writer, writer_main, c);
+        int rc = create_client_thread(&c->writer, c->tls ? tls_writer_main : writer_main, c);
         if (rc != 0)
             core->log(SA_LOG_ERROR, "cannot start a writer thread: %s", strerror(rc));
         writer_started = rc == 0;

@@ -11,7 +11,9 @@
  * the engine, whose reaper joins the reader and frees the connection.
  *
  * The WRITER thread drains the queue with blocking writes, so a slow client
- * only ever blocks its own writer. send() and close() never block and may
+ * only ever blocks its own writer. On a TLS connection it also encrypts the
+ * frames as it writes them, and writes the handshake records the reader's
+ * input produced (the reader wakes it after each input). send() and close() never block and may
  * be called from any thread.
  */
 #ifndef SA_SYNC_CONN_H
@@ -29,6 +31,8 @@ struct sa_conn {
     sa_engine *engine;          /* borrowed: outlives every connection */
     const sa_engine_core *core; /* borrowed */
     sa_session *session;        /* the core's; the last call on it is core->closed */
+    sa_tls *tls;                /* the session's, set before the reader starts; NULL
+                                   on a plain connection */
     pthread_t reader;           /* joined by the engine's reaper */
     pthread_t writer;           /* joined by the reader */
     int wake_fd;                /* owned eventfd, set at creation: wakes the reader

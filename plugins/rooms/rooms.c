@@ -45,6 +45,7 @@ static room **buckets;
 static size_t bucket_count; /* power of two */
 static size_t room_count;
 static int64_t max_members;
+static int64_t max_rooms_per_user;
 static const char *auto_join;
 
 static int room_name_valid(const char *name)
@@ -215,12 +216,21 @@ static cJSON *member_names(const room *r)
     return names;
 }
 
-enum join_result { JOINED, ALREADY_MEMBER, JOIN_FULL, JOIN_NOMEM };
+enum join_result { JOINED, ALREADY_MEMBER, JOIN_FULL, JOIN_TOO_MANY_ROOMS, JOIN_NOMEM };
 
 /* Lock held exclusively. */
 static enum join_result join_locked(sa_session *s, const char *name, room **out)
 {
     room *r = room_find(name);
+    if (r && member_index(r, s) >= 0) {
+        *out = r;
+        return ALREADY_MEMBER;
+    }
+    /* Checked before the room is created, so a refused join leaves no
+     * empty room behind. */
+    const joined_rooms *before = joined_of(s, 0);
+    if (before && (int64_t)before->count >= max_rooms_per_user)
+        return JOIN_TOO_MANY_ROOMS;
     int created = 0;
     if (!r) {
         if (!(r = room_create(name)))
@@ -228,8 +238,6 @@ static enum join_result join_locked(sa_session *s, const char *name, room **out)
         created = 1;
     }
     *out = r;
-    if (member_index(r, s) >= 0)
-        return ALREADY_MEMBER;
     if ((int64_t)r->member_count >= max_members)
         return JOIN_FULL;
     joined_rooms *j = joined_of(s, 1);
@@ -316,6 +324,10 @@ static void on_join(sa_plugin_ctx *ctx, const sa_request *req)
         break;
     case JOIN_FULL:
         host->reply_error(req, "room_full", "the room has reached max_members", NULL);
+        break;
+    case JOIN_TOO_MANY_ROOMS:
+        host->reply_error(req, "too_many_rooms",
+                          "you are in max_rooms_per_user rooms already; leave one first", NULL);
         break;
     case JOIN_NOMEM:
         host->reply_error(req, "internal", "out of memory", NULL);
@@ -442,9 +454,12 @@ static void on_hello(sa_plugin_ctx *ctx, sa_session *s)
     pthread_rwlock_wrlock(&rooms_lock);
     enum join_result result = join_locked(s, auto_join, &r);
     pthread_rwlock_unlock(&rooms_lock);
-    if (result == JOIN_FULL || result == JOIN_NOMEM)
+    if (result == JOIN_FULL || result == JOIN_TOO_MANY_ROOMS || result == JOIN_NOMEM)
         host->log(ctx, SA_LOG_WARN, "%s could not auto-join %s: %s", host->session_name(s),
-                  auto_join, result == JOIN_FULL ? "room full" : "out of memory");
+                  auto_join,
+                  result == JOIN_FULL             ? "room full"
+                  : result == JOIN_TOO_MANY_ROOMS ? "in max_rooms_per_user rooms already"
+                                                  : "out of memory");
 }
 
 static void on_disconnect(sa_plugin_ctx *ctx, sa_session *s)
@@ -555,6 +570,7 @@ static int rooms_init(sa_plugin_ctx *ctx, const sa_host *h)
     self = ctx;
     auto_join = host->config_string(ctx, "auto_join");
     max_members = host->config_int(ctx, "max_members");
+    max_rooms_per_user = host->config_int(ctx, "max_rooms_per_user");
     if (host->register_request(ctx, "join", on_join) || host->register_request(ctx, "leave", on_leave) ||
         host->register_request(ctx, "rooms", on_rooms) || host->register_request(ctx, "who", on_who) ||
         host->register_request(ctx, "topic", on_topic) ||
@@ -577,6 +593,7 @@ static void rooms_stop(sa_plugin_ctx *ctx)
 static const sa_config_key rooms_keys[] = {
     {"auto_join", SA_CFG_NAME, "lobby", 0, 0, "room joined at hello; empty = none"},
     {"max_members", SA_CFG_INT, "10000", 1, 10000000, "members per room"},
+    {"max_rooms_per_user", SA_CFG_INT, "100", 1, 100000, "rooms one user may be in at once"},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

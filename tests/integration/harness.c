@@ -62,6 +62,7 @@ struct h_daemon {
     pthread_mutex_t lock; /* guards log and log_len */
     char *log;
     size_t log_len, log_cap;
+    int killed; /* by h_daemon_kill: its exit status is no failure */
 };
 
 typedef struct buf {
@@ -126,7 +127,7 @@ static int buf_append(buf *b, const char *data, size_t len)
 
 static const char *buf_text(const buf *b) { return b->data ? b->data : ""; }
 
-static int exit_status(int wstatus)
+int h_exit_status(int wstatus)
 {
     if (WIFEXITED(wstatus))
         return WEXITSTATUS(wstatus);
@@ -204,6 +205,8 @@ static void release_client(void *ptr) { sa_client_close(ptr); }
 
 cJSON *h_keep(cJSON *json) { return json ? own(json, release_json) : NULL; }
 
+void *h_own(void *ptr, void (*release)(void *ptr)) { return own(ptr, release); }
+
 static char *keep_string(char *s)
 {
     if (!s)
@@ -232,6 +235,11 @@ void h_init(int argc, char **argv, const char *program)
     h_engine = argv[1];
     /* A peer that went away must be an error return, not a signal. */
     signal(SIGPIPE, SIG_IGN);
+    /* Runs only the tests whose name matches (cmocka's * and ?), to try
+     * one test while developing. */
+    const char *filter = getenv("SA_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
 }
 
 int h_setup(void **state)
@@ -398,7 +406,7 @@ static int proc_try_reap(h_proc *p)
     pid_t r = waitpid(p->pid, &wstatus, WNOHANG);
     if (r == p->pid) {
         p->reaped = 1;
-        p->status = exit_status(wstatus);
+        p->status = h_exit_status(wstatus);
     }
     return p->reaped;
 }
@@ -525,6 +533,27 @@ const char *h_proc_expect_line(h_proc *p, const char *needle, int timeout_ms)
     }
 }
 
+static int count_occurrences(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *at = strstr(text, needle); at; at = strstr(at + 1, needle))
+        n++;
+    return n;
+}
+
+void h_proc_expect_stderr(h_proc *p, const char *needle, int count, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (count_occurrences(buf_text(&p->err), needle) < count) {
+        int left = remaining_ms(deadline);
+        if (left == 0 || p->err_fd < 0)
+            h_fail("child %d did not write \"%s\" %d time(s) to stderr within %d ms; "
+                   "stdout:\n%s\nstderr:\n%s",
+                   (int)p->pid, needle, count, timeout_ms, buf_text(&p->out), buf_text(&p->err));
+        proc_pump(p, left);
+    }
+}
+
 void h_proc_expect_no_line(h_proc *p, const char *needle, int ms)
 {
     int64_t deadline = h_now_ms() + ms;
@@ -623,7 +652,7 @@ static int daemon_try_reap(h_daemon *d, int block)
         ;
     if (r == d->pid) {
         d->reaped = 1;
-        d->status = exit_status(wstatus);
+        d->status = h_exit_status(wstatus);
     }
     return d->reaped;
 }
@@ -660,7 +689,7 @@ static void release_daemon(void *ptr)
 {
     h_daemon *d = ptr;
     int status = daemon_terminate(d);
-    if (status != 0) {
+    if (status != 0 && !d->killed) {
         fprintf(stderr, "harness: syncasyncd %d exited with status %d after SIGTERM, not 0\n",
                 (int)d->pid, status);
         print_daemon_tail(d);
@@ -676,45 +705,95 @@ static void release_daemon(void *ptr)
     free(d);
 }
 
+/* Copies the PORT of "HOST:PORT" at `start` (ended by a blank or the end
+ * of its line, which must be complete) into port. Returns 1 when found. */
+static int copy_listening_port(const char *start, char *port, size_t cap)
+{
+    const char *end = start;
+    while (*end && *end != '\n' && *end != ' ' && *end != '\t')
+        end++;
+    const char *colon = NULL;
+    for (const char *c = start; c < end; c++)
+        if (*c == ':')
+            colon = c;
+    size_t digits = colon ? (size_t)(end - colon - 1) : 0;
+    if (!*end || !colon || digits == 0 || digits >= cap ||
+        strspn(colon + 1, "0123456789") < digits)
+        return 0;
+    memcpy(port, colon + 1, digits);
+    port[digits] = '\0';
+    return 1;
+}
+
+static const char listening_marker[] = "listening on ";
+
 /* Finds "listening on HOST:PORT" in a complete line of the log so far and
  * copies PORT. Returns 1 when found. */
 static int find_listening_port(h_daemon *d)
 {
-    static const char marker[] = "listening on ";
     pthread_mutex_lock(&d->lock);
-    const char *at = d->log ? strstr(d->log, marker) : NULL;
+    const char *at = d->log ? strstr(d->log, listening_marker) : NULL;
+    int found = at && copy_listening_port(at + sizeof listening_marker - 1, d->port,
+                                          sizeof d->port);
+    pthread_mutex_unlock(&d->lock);
+    return found;
+}
+
+/* The same for the first line of a TLS listener ("... (TLS)"). */
+static int find_tls_listening_port(h_daemon *d, char *port, size_t cap)
+{
+    static const char tls_suffix[] = " (TLS)";
+    pthread_mutex_lock(&d->lock);
     int found = 0;
-    if (at) {
-        const char *start = at + sizeof marker - 1;
-        const char *end = start;
-        while (*end && *end != '\n' && *end != ' ' && *end != '\t')
-            end++;
-        const char *colon = NULL;
-        for (const char *c = start; c < end; c++)
-            if (*c == ':')
-                colon = c;
-        size_t digits = colon ? (size_t)(end - colon - 1) : 0;
-        if (*end && colon && digits > 0 && digits < sizeof d->port &&
-            strspn(colon + 1, "0123456789") >= digits) {
-            memcpy(d->port, colon + 1, digits);
-            d->port[digits] = '\0';
-            found = 1;
-        }
+    for (const char *at = d->log ? strstr(d->log, listening_marker) : NULL; at && !found;
+         at = strstr(at + 1, listening_marker)) {
+        const char *eol = strchr(at, '\n');
+        const char *tls = strstr(at, tls_suffix);
+        if (eol && tls && tls < eol)
+            found = copy_listening_port(at + sizeof listening_marker - 1, port, cap);
     }
     pthread_mutex_unlock(&d->lock);
     return found;
 }
 
+const char *h_daemon_tls_port(h_daemon *d)
+{
+    char port[sizeof d->port];
+    int64_t deadline = h_now_ms() + DAEMON_READY_MS;
+    while (!find_tls_listening_port(d, port, sizeof port)) {
+        /* Every listener is logged before "ready": no need to wait longer. */
+        if (h_daemon_log_contains(d, " ready: engine") && !find_tls_listening_port(d, port,
+                                                                               sizeof port))
+            h_fail("syncasyncd is ready without a TLS listener");
+        if (h_now_ms() >= deadline)
+            h_fail("syncasyncd did not log \"listening on ... (TLS)\" within %d ms",
+                   DAEMON_READY_MS);
+        h_sleep_ms(10);
+    }
+    return h_fmt("%s", port);
+}
+
 h_daemon *h_daemon_start(const char *config, const char *const *overrides)
 {
+    return h_daemon_start_wrapped(NULL, config, overrides);
+}
+
+h_daemon *h_daemon_start_wrapped(const char *const *wrapper, const char *config,
+                                 const char *const *overrides)
+{
     const char *engine_opt = h_fmt("server.engine=%s", h_engine);
-    size_t n_over = 0;
+    size_t n_over = 0, n_wrap = 0;
     while (overrides && overrides[n_over])
         n_over++;
+    while (wrapper && wrapper[n_wrap])
+        n_wrap++;
     int log_pipe[2];
     make_pipe(log_pipe);
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    const char **argv = calloc(8 + 2 * n_over, sizeof *argv);
+    /* SA_TEST_WORKERS=N runs every test's daemon with N event loops (the
+     * async engine's multi-loop paths under the whole suite). */
+    const char *workers = getenv("SA_TEST_WORKERS");
+    const char **argv = calloc(10 + n_wrap + 2 * n_over, sizeof *argv);
     h_daemon *d = calloc(1, sizeof *d);
     if (devnull < 0 || !argv || !d || pthread_mutex_init(&d->lock, NULL) != 0) {
         if (devnull >= 0)
@@ -726,6 +805,8 @@ h_daemon *h_daemon_start(const char *config, const char *const *overrides)
         h_fail("cannot prepare to start syncasyncd (out of memory or no /dev/null)");
     }
     size_t a = 0;
+    for (size_t i = 0; i < n_wrap; i++)
+        argv[a++] = wrapper[i];
     argv[a++] = SA_TEST_SYNCASYNCD;
     argv[a++] = "-c";
     argv[a++] = config ? config : SA_TEST_DEFAULT_CONF;
@@ -733,6 +814,10 @@ h_daemon *h_daemon_start(const char *config, const char *const *overrides)
     argv[a++] = engine_opt;
     argv[a++] = "-o";
     argv[a++] = "server.listen=127.0.0.1:0";
+    if (workers && *workers) {
+        argv[a++] = "-o";
+        argv[a++] = h_fmt("server.workers=%s", workers);
+    }
     for (size_t i = 0; i < n_over; i++) {
         argv[a++] = "-o";
         argv[a++] = overrides[i];
@@ -752,11 +837,13 @@ h_daemon *h_daemon_start(const char *config, const char *const *overrides)
     }
     own(d, release_daemon);
 
-    int64_t deadline = h_now_ms() + DAEMON_READY_MS;
+    /* A wrapper such as valgrind makes the start many times slower. */
+    int ready_ms = wrapper ? 5 * DAEMON_READY_MS : DAEMON_READY_MS;
+    int64_t deadline = h_now_ms() + ready_ms;
     while (!find_listening_port(d)) {
         int left = remaining_ms(deadline);
         if (left == 0)
-            h_fail("syncasyncd did not log \"listening on\" within %d ms", DAEMON_READY_MS);
+            h_fail("syncasyncd did not log \"listening on\" within %d ms", ready_ms);
         struct pollfd pfd = {.fd = d->log_fd, .events = POLLIN};
         if (poll(&pfd, 1, left) <= 0)
             continue;
@@ -796,11 +883,21 @@ h_daemon *h_daemon_startv(const char *config, ...)
 }
 
 const char *h_daemon_port(const h_daemon *d) { return d->port; }
+pid_t h_daemon_pid(const h_daemon *d) { return d->pid; }
 
 void h_daemon_signal(h_daemon *d, int sig)
 {
     if (!d->reaped && kill(d->pid, sig) != 0)
         h_fail("kill(%d, %d): %s", (int)d->pid, sig, strerror(errno));
+}
+
+void h_daemon_kill(h_daemon *d)
+{
+    h_daemon_signal(d, SIGKILL);
+    d->killed = 1;
+    int status = h_daemon_wait(d, 5000);
+    if (status != 128 + SIGKILL)
+        h_fail("syncasyncd %d exited with %d, not by SIGKILL", (int)d->pid, status);
 }
 
 int h_daemon_wait(h_daemon *d, int timeout_ms)
@@ -839,9 +936,18 @@ sa_client *h_connect(const h_daemon *d)
     return own(c, release_client);
 }
 
-sa_client *h_login(const h_daemon *d, const char *name)
+sa_client *h_connect_tls(const char *host, const char *port, const sa_client_tls *tls)
 {
-    sa_client *c = h_connect(d);
+    char err[256] = "";
+    sa_client *c = sa_client_connect_tls(host, port, tls, H_REPLY_MS, err, sizeof err, NULL);
+    if (!c)
+        h_fail("cannot connect with TLS to %s:%s: %s", host, port, err);
+    return own(c, release_client);
+}
+
+/* Says hello as `name` on c; fails unless the reply is ok. */
+static sa_client *hello_ok(sa_client *c, const char *name)
+{
     cJSON *reply = NULL;
     int rc = sa_client_hello(c, name, NULL, &reply, H_REPLY_MS);
     if (rc != SA_CLIENT_OK)
@@ -851,6 +957,16 @@ sa_client *h_login(const h_daemon *d, const char *name)
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "ok") != 0)
         h_fail("hello as %s was refused: %s", name, h_json(reply));
     return c;
+}
+
+sa_client *h_login(const h_daemon *d, const char *name)
+{
+    return hello_ok(h_connect(d), name);
+}
+
+sa_client *h_login_tls(const char *port, const char *name, const sa_client_tls *tls)
+{
+    return hello_ok(h_connect_tls("127.0.0.1", port, tls), name);
 }
 
 void h_client_close(sa_client *c) { release_owned(c); }

@@ -39,7 +39,8 @@
 extern const char *h_engine;
 
 /* Reads argv (ENGINE) and exits with status 2 and a usage line when it is
- * wrong. Call first in main. */
+ * wrong; with SA_TEST_FILTER set in the environment (a cmocka pattern such
+ * as "*reconnect*") runs only the tests it matches. Call first in main. */
 void h_init(int argc, char **argv, const char *program);
 
 /* cmocka per-test setup/teardown: teardown closes every client, kills
@@ -71,14 +72,26 @@ typedef struct h_daemon h_daemon;
  * and waits (10 s at most) for its "listening on" line. Fails the test when
  * it does not start. */
 h_daemon *h_daemon_start(const char *config, const char *const *overrides);
+/* The same under `wrapper` (a NULL-terminated argv, such as valgrind and
+ * its options, that runs the program named after it; NULL: none). */
+h_daemon *h_daemon_start_wrapped(const char *const *wrapper, const char *config,
+                                 const char *const *overrides);
 /* The same with the overrides as NULL-terminated arguments. */
 h_daemon *h_daemon_startv(const char *config, ...) __attribute__((sentinel));
 const char *h_daemon_port(const h_daemon *d);
+/* Its process id (for /proc: memory, descriptors). */
+pid_t h_daemon_pid(const h_daemon *d);
+/* The port of the daemon's first TLS listener (its "listening on
+ * HOST:PORT (TLS)" line, waited for like the first one). */
+const char *h_daemon_tls_port(h_daemon *d);
 /* Sends a signal to the daemon. */
 void h_daemon_signal(h_daemon *d, int sig);
 /* Waits up to timeout_ms for the daemon to exit; returns its exit status,
  * or fails the test when it is still running (it is then killed). */
 int h_daemon_wait(h_daemon *d, int timeout_ms);
+/* SIGKILL, and waits for it to die (a crash, on purpose: teardown does not
+ * count it as a failure). */
+void h_daemon_kill(h_daemon *d);
 /* SIGTERM, wait 5 s, SIGKILL. Fails the test unless the exit status is 0. */
 void h_daemon_stop(h_daemon *d);
 /* 1 when the daemon's log so far contains `needle`. */
@@ -90,6 +103,9 @@ int h_daemon_log_contains(h_daemon *d, const char *needle);
 sa_client *h_connect(const h_daemon *d);
 /* Connects and says hello as `name`; fails unless the reply is ok. */
 sa_client *h_login(const h_daemon *d, const char *name);
+/* The same over TLS: to host:port (a TLS listener), and to 127.0.0.1:port. */
+sa_client *h_connect_tls(const char *host, const char *port, const sa_client_tls *tls);
+sa_client *h_login_tls(const char *port, const char *name, const sa_client_tls *tls);
 /* Closes a client early (it is otherwise closed at teardown). */
 void h_client_close(sa_client *c);
 
@@ -133,6 +149,8 @@ void h_assert_absent(const cJSON *frame, const char *key);
 const char *h_json(const cJSON *frame);
 /* Hands a cJSON to the harness, which frees it at teardown. */
 cJSON *h_keep(cJSON *json);
+/* Hands anything to the harness, which calls release(ptr) at teardown. */
+void *h_own(void *ptr, void (*release)(void *ptr));
 
 /* ---- child processes ---------------------------------------------------- */
 
@@ -149,12 +167,19 @@ void h_proc_close_stdin(h_proc *p);
 const char *h_proc_expect_line(h_proc *p, const char *needle, int timeout_ms);
 /* Fails when a line containing `needle` shows up within `ms`. */
 void h_proc_expect_no_line(h_proc *p, const char *needle, int ms);
+/* Reads the child's output until its stderr holds `needle` at least
+ * `count` times; fails after timeout_ms. */
+void h_proc_expect_stderr(h_proc *p, const char *needle, int count, int timeout_ms);
 /* Waits for the child to exit; returns its exit status (128 + signal when
  * killed by one) or fails the test when it is still running. */
 int h_proc_wait(h_proc *p, int timeout_ms);
 /* Everything the child wrote to stdout / stderr so far. */
 const char *h_proc_stdout(h_proc *p);
 const char *h_proc_stderr(h_proc *p);
+
+/* A waitpid status as an exit status: 128 + the signal for a process
+ * killed by one, -1 when it is neither. */
+int h_exit_status(int wstatus);
 
 /* Runs argv to completion (stdin is /dev/null), at most timeout_ms; returns
  * the exit status and, when out/err are not NULL, what it printed. */

@@ -1,6 +1,7 @@
 /* sa-bench with tiny numbers against the engine named by argv[1]: the
- * fanout and conns workloads run to the end and their SUMMARY line adds
- * up. Not a benchmark: nothing here is timed. */
+ * fanout, conns and files workloads run to the end and their SUMMARY line
+ * adds up. Not a benchmark: nothing here is timed. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -129,6 +131,24 @@ static void test_conns(void **state)
         h_fail("all 20 connections should be up and answer a ping: %s", h_json(summary));
 }
 
+static void test_files(void **state)
+{
+    (void)state;
+    const char *spool = h_fmt("%s/spool", h_tempdir());
+    if (mkdir(spool, 0700) != 0)
+        h_fail("mkdir %s: %s", spool, strerror(errno));
+    h_daemon *d = h_daemon_startv(NULL, "server.plugins=chat file",
+                                  h_fmt("file.spool_dir=%s", spool), NULL);
+    cJSON *summary = run_bench(d, (const char *const[]){"--workload", "files", "--mib", "3",
+                                                        "--json", NULL});
+    h_assert_str(summary, "workload", "files");
+    if (h_get_num(summary, "file_mib") != 3 || strlen(h_get_str(summary, "sha256")) != 64 ||
+        h_get_num(summary, "upload_mib_per_s") <= 0 ||
+        h_get_num(summary, "download_mib_per_s") <= 0)
+        h_fail("a 3 MiB upload and download should be measured: %s", h_json(summary));
+    h_daemon_stop(d);
+}
+
 static void test_usage_and_unreachable(void **state)
 {
     (void)state;
@@ -157,6 +177,7 @@ int main(int argc, char **argv)
         H_TEST(test_fanout_paced),
         H_TEST(test_fanout_chat_in_rooms),
         H_TEST(test_conns),
+        H_TEST(test_files),
         H_TEST(test_usage_and_unreachable),
     };
     char group[64];

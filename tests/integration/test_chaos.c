@@ -18,13 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "chaos_proxy.h"
 #include "codec.h"
 #include "harness.h"
+#include "sa_sha256.h"
 
 #ifndef SA_TEST_SA_CHAOS
 #error "SA_TEST_SA_CHAOS (path of sa-chaos) must be defined by the build"
@@ -40,215 +43,9 @@
 /* The tests' base configuration loads chat only. */
 #define WITH_ROOMS "server.plugins=chat rooms", "rooms.auto_join=lobby"
 
-#define PROXY_READY_MS (10000 * SA_TEST_TIME_SCALE)
-#define PROXY_STOP_MS (5000 * SA_TEST_TIME_SCALE)
 /* Long enough for a few hundred frames sent one byte at a time. */
 #define BULK_MS (30000 * SA_TEST_TIME_SCALE)
 #define EXIT_MS (10000 * SA_TEST_TIME_SCALE)
-
-/* ---- sa-chaos processes ------------------------------------------------
- * Started and stopped here rather than with h_spawn, so that every test
- * can stop its proxies with SIGTERM and require exit status 0 (under ASan
- * that also means no leak). chaos_teardown stops what a test left. */
-
-typedef struct proxy {
-    struct proxy *next;
-    pid_t pid;
-    int reaped, status;
-    int log_fd; /* read end of its stderr; -1 after EOF */
-    char *log;  /* what it logged so far, NUL-terminated */
-    size_t log_len;
-    char port[16];
-} proxy;
-
-static proxy *proxies; /* the current test's, newest first */
-
-static int exit_status(int wstatus)
-{
-    if (WIFEXITED(wstatus))
-        return WEXITSTATUS(wstatus);
-    if (WIFSIGNALED(wstatus))
-        return 128 + WTERMSIG(wstatus);
-    return -1;
-}
-
-static const char *proxy_log(const proxy *p) { return p->log ? p->log : ""; }
-
-/* Reads what the proxy logged, waiting up to `ms` for the first bytes.
- * Never fails the test (teardown uses it too). */
-static void proxy_read_log(proxy *p, int ms)
-{
-    while (p->log_fd >= 0) {
-        struct pollfd pfd = {.fd = p->log_fd, .events = POLLIN};
-        if (poll(&pfd, 1, ms) <= 0)
-            return;
-        char chunk[4096];
-        ssize_t n = read(p->log_fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            close(p->log_fd);
-            p->log_fd = -1;
-            return;
-        }
-        /* Out of memory, this part of the log is dropped: a log is only
-         * looked at, never worth failing a teardown for. */
-        char *grown = realloc(p->log, p->log_len + (size_t)n + 1);
-        if (grown) {
-            memcpy(grown + p->log_len, chunk, (size_t)n);
-            p->log_len += (size_t)n;
-            grown[p->log_len] = '\0';
-            p->log = grown;
-        }
-        ms = 0;
-    }
-}
-
-/* The whole log line holding `needle`, once the proxy has logged it. */
-static const char *proxy_wait_log(proxy *p, const char *needle, int timeout_ms)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    for (;;) {
-        const char *at = p->log ? strstr(p->log, needle) : NULL;
-        const char *end = at ? strchr(at, '\n') : NULL;
-        if (end) {
-            const char *start = at;
-            while (start > p->log && start[-1] != '\n')
-                start--;
-            return h_fmt("%.*s", (int)(end - start), start);
-        }
-        int64_t left = deadline - h_now_ms();
-        if (left <= 0 || p->log_fd < 0)
-            h_fail("sa-chaos did not log \"%s\" within %d ms; its log:\n%s", needle, timeout_ms,
-                   proxy_log(p));
-        proxy_read_log(p, (int)left);
-    }
-}
-
-/* The port of "listening on HOST:PORT", once logged. */
-static int find_listening_port(proxy *p)
-{
-    static const char marker[] = "listening on ";
-    const char *at = p->log ? strstr(p->log, marker) : NULL;
-    if (!at)
-        return 0;
-    const char *start = at + sizeof marker - 1;
-    size_t len = strcspn(start, " \n");
-    if (start[len] == '\0')
-        return 0; /* the line is not complete yet */
-    const char *colon = memrchr(start, ':', len);
-    size_t digits = colon ? len - (size_t)(colon + 1 - start) : 0;
-    if (digits == 0 || digits >= sizeof p->port || strspn(colon + 1, "0123456789") != digits)
-        h_fail("sa-chaos logged a listening line without a port:\n%s", proxy_log(p));
-    memcpy(p->port, colon + 1, digits);
-    p->port[digits] = '\0';
-    return 1;
-}
-
-/* Starts sa-chaos in front of 127.0.0.1:upstream_port with --seed `seed`
- * and the fault options `faults` (NULL-terminated), and waits until it
- * listens. */
-static proxy *proxy_start(const char *upstream_port, const char *seed, const char *const *faults)
-{
-    const char *argv[32];
-    size_t n = 0;
-    argv[n++] = SA_TEST_SA_CHAOS;
-    argv[n++] = "--listen";
-    argv[n++] = "127.0.0.1:0";
-    argv[n++] = "--connect";
-    argv[n++] = h_fmt("127.0.0.1:%s", upstream_port);
-    argv[n++] = "--seed";
-    argv[n++] = seed;
-    for (size_t i = 0; faults && faults[i]; i++) {
-        if (n + 1 >= sizeof argv / sizeof *argv)
-            h_fail("test bug: too many sa-chaos options");
-        argv[n++] = faults[i];
-    }
-    argv[n] = NULL;
-
-    int log_pipe[2];
-    if (pipe2(log_pipe, O_CLOEXEC) != 0)
-        h_fail("pipe: %s", strerror(errno));
-    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    proxy *p = calloc(1, sizeof *p);
-    if (devnull < 0 || !p) {
-        close(log_pipe[0]);
-        close(log_pipe[1]);
-        if (devnull >= 0)
-            close(devnull);
-        free(p);
-        h_fail("cannot prepare to start sa-chaos");
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(log_pipe[1], 2) < 0)
-            _exit(127);
-        if (close_range(3, ~0u, 0) != 0)
-            _exit(127); /* holding the test's sockets open would hide their closing */
-        signal(SIGPIPE, SIG_DFL);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int fork_errno = errno;
-    close(devnull);
-    close(log_pipe[1]);
-    if (pid < 0) {
-        close(log_pipe[0]);
-        free(p);
-        h_fail("fork: %s", strerror(fork_errno));
-    }
-    p->pid = pid;
-    p->log_fd = log_pipe[0];
-    p->next = proxies;
-    proxies = p;
-
-    int64_t deadline = h_now_ms() + PROXY_READY_MS;
-    while (!find_listening_port(p)) {
-        int64_t left = deadline - h_now_ms();
-        if (left <= 0 || p->log_fd < 0)
-            h_fail("sa-chaos did not log \"listening on\" within %d ms; its log:\n%s",
-                   PROXY_READY_MS, proxy_log(p));
-        proxy_read_log(p, (int)left);
-    }
-    return p;
-}
-
-/* SIGTERM, then waits; returns the exit status, or -1 when it had to be
- * killed. Never fails the test (teardown uses it too). */
-static int proxy_terminate(proxy *p)
-{
-    if (!p->reaped) {
-        kill(p->pid, SIGTERM);
-        int64_t deadline = h_now_ms() + PROXY_STOP_MS;
-        while (!p->reaped) {
-            int wstatus;
-            if (waitpid(p->pid, &wstatus, WNOHANG) == p->pid) {
-                p->reaped = 1;
-                p->status = exit_status(wstatus);
-            } else if (h_now_ms() > deadline) {
-                kill(p->pid, SIGKILL);
-                while (waitpid(p->pid, &wstatus, 0) < 0 && errno == EINTR)
-                    ;
-                p->reaped = 1;
-                p->status = -1;
-            } else if (p->log_fd >= 0) {
-                proxy_read_log(p, 10);
-            } else {
-                h_sleep_ms(10);
-            }
-        }
-    }
-    proxy_read_log(p, 0);
-    return p->status;
-}
-
-static void proxy_stop(proxy *p)
-{
-    int status = proxy_terminate(p);
-    if (status != 0)
-        h_fail("sa-chaos exited with status %d after SIGTERM, expected 0; its log:\n%s", status,
-               proxy_log(p));
-}
 
 /* ---- clients in either mode ------------------------------------------------
  * One small interface over the blocking API and the libev API, so that
@@ -1257,6 +1054,258 @@ static void test_options(void **state)
         h_fail("sa-chaos --version: exit %d; stdout:\n%s", status, out);
 }
 
+/* ---- sa-client reconnects ------------------------------------------------- */
+
+/* Resets every connection of alice's once this many bytes went up: her
+ * hello, joins, status and short lines fit, the long line does not. */
+#define RECONNECT_RESET_AFTER 1500
+
+/* Bob, connected directly, must see alice say `text` in `room`. */
+static void expect_message(sa_client *bob, const char *room, const char *text)
+{
+    for (;;) {
+        cJSON *frame = wait_direct(bob, "message", "from", "alice", H_REPLY_MS);
+        const cJSON *got = cJSON_GetObjectItemCaseSensitive(frame, "text");
+        if (cJSON_IsString(got) && strcmp(got->valuestring, text) == 0) {
+            h_assert_str(frame, "room", room);
+            return;
+        }
+    }
+}
+
+/* alice's sa-client goes through a proxy that resets her connection when
+ * a long line passes: she reconnects, is back in both rooms with dev still
+ * current and her status set again, and her next line reaches bob. */
+static void sa_client_reconnects(const char *mode)
+{
+    h_daemon *d = h_daemon_startv(NULL, "server.plugins=chat rooms presence",
+                                  "rooms.auto_join=lobby", "chat.rate=0", NULL);
+    sa_client *bob = h_login(d, "bob");
+    h_request_ok(bob, "{\"type\":\"join\",\"room\":\"dev\"}");
+    const char *const faults[] = {"--up-reset-after", h_fmt("%d", RECONNECT_RESET_AFTER), NULL};
+    proxy *p = proxy_start(h_daemon_port(d), "61", faults);
+
+    const char *const argv[] = {SA_TEST_SA_CLIENT, "--port", p->port, "--name", "alice",
+                                "--mode", mode, "--retries", "5", NULL};
+    h_proc *alice = h_spawn(argv);
+    h_proc_expect_line(alice, "* you joined lobby", EXIT_MS);
+    h_proc_write_line(alice, "/join dev");
+    h_proc_expect_line(alice, "* you joined dev", H_REPLY_MS);
+    wait_direct(bob, "joined", "room", "dev", H_REPLY_MS);
+    h_proc_write_line(alice, "/status away lunch");
+    wait_direct(bob, "presence", "status", "away", H_REPLY_MS);
+    h_proc_write_line(alice, "before the reset");
+    expect_message(bob, "dev", "before the reset");
+
+    char long_line[RECONNECT_RESET_AFTER + 1];
+    memset(long_line, 'x', sizeof long_line - 1);
+    long_line[sizeof long_line - 1] = '\0';
+    h_proc_write_line(alice, long_line);
+    h_proc_expect_stderr(alice, "sa-client: connection lost: ", 1, H_REPLY_MS);
+    wait_direct(bob, "left", "room", "dev", H_REPLY_MS);
+    h_proc_expect_stderr(alice, "sa-client: reconnected; back in ", 1, EXIT_MS);
+    if (!strstr(h_proc_stderr(alice), "(current room dev)") ||
+        !strstr(h_proc_stderr(alice), "(retry 1 of 5)"))
+        h_fail("sa-client --mode %s: unexpected reconnect lines:\n%s", mode,
+               h_proc_stderr(alice));
+
+    /* Bob sees her come back, away again, and talk in dev. */
+    wait_direct(bob, "joined", "room", "dev", H_REPLY_MS);
+    cJSON *presence = wait_direct(bob, "presence", "status", "away", H_REPLY_MS);
+    h_assert_str(presence, "user", "alice");
+    h_assert_str(presence, "text", "lunch");
+    h_proc_write_line(alice, "after the reset");
+    expect_message(bob, "dev", "after the reset");
+
+    h_proc_write_line(alice, "/who dev");
+    const char *who_dev = h_proc_expect_line(alice, "dev: ", H_REPLY_MS);
+    h_proc_write_line(alice, "/who lobby");
+    const char *who_lobby = h_proc_expect_line(alice, "lobby: ", H_REPLY_MS);
+    if (!strstr(who_dev, "alice") || !strstr(who_lobby, "alice"))
+        h_fail("sa-client --mode %s: /who after the reconnect: \"%s\", \"%s\"", mode, who_dev,
+               who_lobby);
+    cJSON *users = h_request_ok(bob, "{\"type\":\"users\"}");
+    const cJSON *user;
+    int found = 0;
+    cJSON_ArrayForEach(user, cJSON_GetObjectItemCaseSensitive(users, "users"))
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(user, "name");
+        if (cJSON_IsString(name) && strcmp(name->valuestring, "alice") == 0) {
+            h_assert_str(user, "status", "away");
+            found = 1;
+        }
+    }
+    if (!found)
+        h_fail("alice is not among the users: %s", h_json(users));
+
+    h_proc_write_line(alice, "/quit");
+    int status = h_proc_wait(alice, EXIT_MS);
+    if (status != 0)
+        h_fail("alice's sa-client exited with %d after /quit; stderr:\n%s", status,
+               h_proc_stderr(alice));
+    proxy_stop(p);
+}
+
+static void test_sa_client_reconnects_mode_sync(void **state)
+{
+    (void)state;
+    sa_client_reconnects("sync");
+}
+
+static void test_sa_client_reconnects_mode_async(void **state)
+{
+    (void)state;
+    sa_client_reconnects("async");
+}
+
+/* The way to the server is gone for a while (the proxy stops, then starts
+ * again on the same port): lines typed meanwhile are kept and sent, in
+ * order, once sa-client is back. */
+static void sa_client_queues_while_disconnected(const char *mode)
+{
+    h_daemon *d = h_daemon_startv(NULL, WITH_ROOMS, "chat.rate=0", NULL);
+    sa_client *bob = h_login(d, "bob");
+    proxy *p = proxy_start(h_daemon_port(d), "63", NULL);
+    const char *port = h_fmt("%s", p->port);
+    const char *const argv[] = {SA_TEST_SA_CLIENT, "--port", port, "--name", "alice",
+                                "--mode", mode, "--retries", "20", NULL};
+    h_proc *alice = h_spawn(argv);
+    h_proc_expect_line(alice, "* you joined lobby", EXIT_MS);
+    wait_direct(bob, "joined", "user", "alice", H_REPLY_MS);
+
+    proxy_stop(p);
+    h_proc_expect_stderr(alice, "sa-client: connection lost: ", 1, H_REPLY_MS);
+    h_proc_write_line(alice, "typed while away 1");
+    h_proc_write_line(alice, "typed while away 2");
+    h_proc_expect_stderr(alice, "sa-client: not connected: what you type is sent after", 1,
+                         H_REPLY_MS);
+    proxy_start_at(port, h_daemon_port(d), "64", NULL);
+    h_proc_expect_stderr(alice, "sa-client: reconnected; back in lobby", 1, EXIT_MS);
+    expect_message(bob, "lobby", "typed while away 1");
+    cJSON *next = wait_direct(bob, "message", "from", "alice", H_REPLY_MS);
+    h_assert_str(next, "text", "typed while away 2");
+
+    h_proc_write_line(alice, "/quit");
+    int status = h_proc_wait(alice, EXIT_MS);
+    if (status != 0)
+        h_fail("alice's sa-client exited with %d after /quit; stderr:\n%s", status,
+               h_proc_stderr(alice));
+}
+
+static void test_sa_client_queues_while_disconnected_mode_sync(void **state)
+{
+    (void)state;
+    sa_client_queues_while_disconnected("sync");
+}
+
+static void test_sa_client_queues_while_disconnected_mode_async(void **state)
+{
+    (void)state;
+    sa_client_queues_while_disconnected("async");
+}
+
+/* A /send of 4 MiB through a proxy that resets alice's connection after
+ * every 1.4 MB up: after each reconnect the upload goes on from the
+ * server's offset, and bob is offered the whole file. */
+#define SEND_SIZE (4u << 20)
+
+static void sa_client_send_survives_resets(const char *mode)
+{
+    const char *spool = h_fmt("%s/spool", h_tempdir());
+    if (mkdir(spool, 0700) != 0)
+        h_fail("mkdir %s: %s", spool, strerror(errno));
+    h_daemon *d = h_daemon_startv(NULL, "server.plugins=chat rooms file", "rooms.auto_join=lobby",
+                                  h_fmt("file.spool_dir=%s", spool), NULL);
+    sa_client *bob = h_login(d, "bob");
+
+    unsigned char *data = malloc(SEND_SIZE);
+    sa_sha256 *hash = sa_sha256_new();
+    char sha[SA_SHA256_HEX_LEN + 1];
+    if (!data || !hash)
+        h_fail("out of memory");
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    for (size_t i = 0; i < SEND_SIZE; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data[i] = (unsigned char)x;
+    }
+    const char *path = h_fmt("%s/resets.bin", h_tempdir());
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(data, 1, SEND_SIZE, f) == SEND_SIZE;
+    ok = (f && fclose(f) == 0) && ok;
+    ok = ok && sa_sha256_update(hash, data, SEND_SIZE) == 0 && sa_sha256_final_hex(hash, sha) == 0;
+    free(data);
+    sa_sha256_free(hash);
+    if (!ok)
+        h_fail("cannot write %s", path);
+
+    const char *const faults[] = {"--up-reset-after", "1400000", NULL};
+    proxy *p = proxy_start(h_daemon_port(d), "65", faults);
+    const char *const argv[] = {SA_TEST_SA_CLIENT, "--port", p->port, "--name", "alice",
+                                "--mode", mode, "--retries", "20", NULL};
+    h_proc *alice = h_spawn(argv);
+    h_proc_expect_line(alice, "* you joined lobby", EXIT_MS);
+    h_proc_write_line(alice, h_fmt("/send %s", path));
+    cJSON *offer = wait_direct(bob, "file_offer", "from", "alice", BULK_MS);
+    h_assert_str(offer, "name", "resets.bin");
+    h_assert_str(offer, "sha256", sha);
+    if (h_get_num(offer, "size") != SEND_SIZE)
+        h_fail("offered %s", h_json(offer));
+    h_proc_expect_line(alice, "* sent resets.bin (4194304 bytes): ", H_REPLY_MS);
+    h_proc_expect_stderr(alice, "sa-client: reconnected", 2, H_REPLY_MS);
+
+    h_proc_write_line(alice, "/quit");
+    int status = h_proc_wait(alice, EXIT_MS);
+    if (status != 0)
+        h_fail("alice's sa-client exited with %d after /quit; stderr:\n%s", status,
+               h_proc_stderr(alice));
+}
+
+static void test_sa_client_send_survives_resets_mode_sync(void **state)
+{
+    (void)state;
+    sa_client_send_survives_resets("sync");
+}
+
+static void test_sa_client_send_survives_resets_mode_async(void **state)
+{
+    (void)state;
+    sa_client_send_survives_resets("async");
+}
+
+/* With the server gone for good, sa-client tries --retries times, then
+ * says so and exits 1. */
+static void sa_client_gives_up(const char *mode)
+{
+    h_daemon *d = h_daemon_startv(NULL, WITH_ROOMS, NULL);
+    proxy *p = proxy_start(h_daemon_port(d), "62", NULL);
+    const char *const argv[] = {SA_TEST_SA_CLIENT, "--port", p->port, "--name", "alice",
+                                "--mode", mode, "--retries", "2", NULL};
+    h_proc *alice = h_spawn(argv);
+    h_proc_expect_line(alice, "* you joined lobby", EXIT_MS);
+    proxy_stop(p);
+    h_proc_expect_stderr(alice, "giving up after 2 retries", 1, EXIT_MS);
+    h_proc_expect_line(alice, "! connection lost", H_REPLY_MS);
+    int status = h_proc_wait(alice, EXIT_MS);
+    if (status != 1)
+        h_fail("sa-client --mode %s exited with %d after giving up, not 1; stderr:\n%s", mode,
+               status, h_proc_stderr(alice));
+    h_daemon_stop(d);
+}
+
+static void test_sa_client_gives_up_mode_sync(void **state)
+{
+    (void)state;
+    sa_client_gives_up("sync");
+}
+
+static void test_sa_client_gives_up_mode_async(void **state)
+{
+    (void)state;
+    sa_client_gives_up("async");
+}
+
 /* ---- setup and teardown ------------------------------------------------------ */
 
 /* Closes the clients, then stops the proxies (each must exit 0 after
@@ -1275,22 +1324,8 @@ static int chaos_teardown(void **state)
     }
     while (raw_fd_count > 0)
         close(raw_fds[--raw_fd_count]);
-    while (proxies) {
-        proxy *p = proxies;
-        proxies = p->next;
-        int status = proxy_terminate(p);
-        if (status != 0) {
-            fprintf(stderr, "sa-chaos %d exited with status %d after SIGTERM, not 0; its log:\n%s\n",
-                    (int)p->pid, status, proxy_log(p));
-            failed = 1;
-        } else if (getenv("SA_TEST_VERBOSE")) {
-            fprintf(stderr, "---- sa-chaos %d log ----\n%s----\n", (int)p->pid, proxy_log(p));
-        }
-        if (p->log_fd >= 0)
-            close(p->log_fd);
-        free(p->log);
-        free(p);
-    }
+    if (proxy_stop_all() != 0)
+        failed = 1;
     int rc = h_teardown(state);
     return failed ? -1 : rc;
 }
@@ -1314,6 +1349,14 @@ int main(int argc, char **argv)
         CHAOS_TEST(test_reset_mid_frame_event_loop),
         CHAOS_TEST(test_sa_client_one_byte_segments_mode_sync),
         CHAOS_TEST(test_sa_client_one_byte_segments_mode_async),
+        CHAOS_TEST(test_sa_client_reconnects_mode_sync),
+        CHAOS_TEST(test_sa_client_reconnects_mode_async),
+        CHAOS_TEST(test_sa_client_queues_while_disconnected_mode_sync),
+        CHAOS_TEST(test_sa_client_queues_while_disconnected_mode_async),
+        CHAOS_TEST(test_sa_client_send_survives_resets_mode_sync),
+        CHAOS_TEST(test_sa_client_send_survives_resets_mode_async),
+        CHAOS_TEST(test_sa_client_gives_up_mode_sync),
+        CHAOS_TEST(test_sa_client_gives_up_mode_async),
     };
     char group[64];
     snprintf(group, sizeof group, "chaos/%s", h_engine);

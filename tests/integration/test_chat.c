@@ -239,6 +239,23 @@ static void test_rate_limited(void **state)
     h_request_ok(alice, "{\"type\":\"msg\",\"text\":\"later\"}");
 }
 
+/* msg and dm spend from one bucket: private messages are no way around
+ * the rate. */
+static void test_rate_limited_dm(void **state)
+{
+    (void)state;
+    /* A burst of one, refilled once a second. */
+    h_daemon *d = h_daemon_startv(NULL, "chat.rate=1", NULL);
+    sa_client *alice = h_login(d, "alice");
+    sa_client *bob = h_login(d, "bob");
+    h_request_ok(alice, "{\"type\":\"msg\",\"text\":\"spend\"}");
+    cJSON *err = h_request_error(alice, "{\"type\":\"dm\",\"to\":\"bob\",\"text\":\"x\"}",
+                                 "rate_limited");
+    h_assert_str(err, "re", "dm");
+    h_expect(bob, "message", H_REPLY_MS);
+    h_expect_silence(bob, H_QUIET_MS);
+}
+
 static void test_room_without_rooms_plugin(void **state)
 {
     (void)state;
@@ -296,6 +313,7 @@ int main(int argc, char **argv)
         H_TEST(test_text_missing_or_not_string),
         H_TEST(test_text_too_long),
         H_TEST(test_rate_limited),
+        H_TEST(test_rate_limited_dm),
         H_TEST(test_room_without_rooms_plugin),
         H_TEST(test_ordering),
     };

@@ -1,6 +1,9 @@
 /* Fan-out under load: 200 clients in 10 rooms all talking at once; every
  * message reaches every other member of its room exactly once and in the
- * sender's order (PROTOCOL.md §2, §6). On the engine named by argv[1]. */
+ * sender's order (PROTOCOL.md §2, §6). Once with the default single event
+ * loop, once with server.workers = 3, where the members of a room sit on
+ * different loops (the sync engine ignores workers). On the engine named
+ * by argv[1]. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,13 +182,12 @@ static void record_message(int i, cJSON *m)
     last_seq[i][sender] = seq;
 }
 
-static void test_fanout(void **state)
+static void run_fanout(const char *workers)
 {
-    (void)state;
     int64_t deadline = h_now_ms() + FANOUT_DEADLINE_MS;
     memset(last_seq, 0, sizeof last_seq);
     h_daemon *d = h_daemon_startv(NULL, "server.plugins=chat rooms", "rooms.auto_join=",
-                                  "chat.rate=0", NULL);
+                                  "chat.rate=0", workers, NULL);
     for (int i = 0; i < CLIENTS; i++)
         clients[i] = h_login(d, h_fmt("u%03d", i));
     check_deadline(deadline, "connecting");
@@ -241,6 +243,24 @@ static void test_fanout(void **state)
     h_expect_silence(clients[0], H_QUIET_MS);
     for (int i = 1; i < CLIENTS; i++)
         h_expect_silence(clients[i], 1);
+    if (strcmp(workers, "server.workers=3") == 0 && strcmp(h_engine, "async") == 0 &&
+        !h_daemon_log_contains(d, "serving with 3 event loops"))
+        h_fail("the async engine did not log its 3 event loops");
+    for (int i = 0; i < CLIENTS; i++)
+        h_client_close(clients[i]);
+    h_daemon_stop(d);
+}
+
+static void test_fanout(void **state)
+{
+    (void)state;
+    run_fanout("server.workers=1");
+}
+
+static void test_fanout_three_loops(void **state)
+{
+    (void)state;
+    run_fanout("server.workers=3");
 }
 
 int main(int argc, char **argv)
@@ -248,6 +268,7 @@ int main(int argc, char **argv)
     h_init(argc, argv, "test_fanout");
     const struct CMUnitTest tests[] = {
         H_TEST(test_fanout),
+        H_TEST(test_fanout_three_loops),
     };
     char group[64];
     snprintf(group, sizeof group, "fanout/%s", h_engine);

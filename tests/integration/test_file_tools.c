@@ -1,6 +1,8 @@
 /* sa-send, sa-recv and sa-client's file commands (INTERFACE.md), run as
  * processes in both client modes against the engine named by argv[1], and
- * sa-recv against a hostile server (fake_server.c). */
+ * sa-recv against a hostile server (fake_server.c); the tools retrying
+ * through resets (sa-chaos, chaos_proxy.h) and through a server killed and
+ * restarted mid-upload. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "chaos_proxy.h"
 #include "harness.h"
 
 #ifndef SA_TEST_SA_SEND
@@ -1042,6 +1045,228 @@ static void sa_client_file_commands(const char *mode)
 }
 BOTH_MODES(sa_client_file_commands)
 
+/* ---- retries: resets and a crashed server ------------------------------------------- */
+
+/* 20 MiB, reset every ~1 MiB of file: its base64 takes 4/3 of that on
+ * the wire, plus the frames' JSON. */
+#define RESET_SIZE ((size_t)20 << 20)
+#define RESET_EVERY "1400000"
+#define RESET_RETRIES "200"
+
+/* How many times `needle` occurs in `text`. */
+static int occurrences(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *at = strstr(text, needle); at; at = strstr(at + 1, needle))
+        n++;
+    return n;
+}
+
+/* Waits for a tool started with h_spawn; fails unless it exits 0. */
+static tool_run finish_tool(h_proc *p, const char *what)
+{
+    tool_run r;
+    r.status = h_proc_wait(p, BIG_MS);
+    r.out = h_proc_stdout(p);
+    r.err = h_proc_stderr(p);
+    expect_status(r, 0, what);
+    return r;
+}
+
+/* At the same time: alice's sa-send through a proxy that resets every
+ * connection after ~1 MiB up, and bob's sa-recv (of a file he put there
+ * directly) through one that resets after ~1 MiB down. Both reconnect and
+ * resume until their 20 MiB are across, and the hashes match. */
+static void transfer_through_resets(const char *mode)
+{
+    h_daemon *d = start_daemon();
+    const char *src = temp_subdir("src");
+    const char *dst = temp_subdir("dst");
+    const char *up_path = random_file(src, "up.bin", RESET_SIZE);
+    const char *up_sha = must_sha256(up_path);
+    const char *down_path = random_file(src, "down.bin", RESET_SIZE);
+    const char *down_sha = must_sha256(down_path);
+    tool_run r = run_tool(SA_TEST_SA_SEND, h_daemon_port(d), "bob", mode,
+                          (const char *const[]){down_path, NULL}, BIG_MS);
+    expect_status(r, 0, "sa-send without faults");
+    sent_file down_file = parse_sent(nth_line(r.out, 0));
+
+    proxy *up = proxy_start(h_daemon_port(d), "71",
+                            (const char *const[]){"--up-reset-after", RESET_EVERY, NULL});
+    proxy *down = proxy_start(h_daemon_port(d), "72",
+                              (const char *const[]){"--down-reset-after", RESET_EVERY, NULL});
+    tool_args argv = tool_argv(SA_TEST_SA_SEND, up->port, "alice", mode,
+                               (const char *const[]){"--retries", RESET_RETRIES, up_path, NULL});
+    h_proc *send = h_spawn(argv.v);
+    argv = tool_argv(SA_TEST_SA_RECV, down->port, "bob", mode,
+                     (const char *const[]){"--retries", RESET_RETRIES, "--id", down_file.file_id,
+                                           "--dir", dst, NULL});
+    h_proc *recv = h_spawn(argv.v);
+
+    tool_run sent = finish_tool(send, "sa-send through resets");
+    if (strcmp(parse_sent(nth_line(sent.out, 0)).sha256, up_sha) != 0)
+        h_fail("sa-send printed \"%s\", the file hashes to %s", nth_line(sent.out, 0), up_sha);
+    tool_run received = finish_tool(recv, "sa-recv through resets");
+    check_received(parse_received(nth_line(received.out, 0)), dst, "down.bin", down_sha);
+    proxy_stop(up);
+    proxy_stop(down);
+    int send_retries = occurrences(sent.err, "reconnecting in");
+    int recv_retries = occurrences(received.err, "reconnecting in");
+    if (send_retries < 10 || recv_retries < 10)
+        h_fail("20 MiB with a reset every ~1 MiB, but sa-send reconnected %d times and sa-recv "
+               "%d; sa-send's stderr:\n%s\nsa-recv's:\n%s",
+               send_retries, recv_retries, sent.err, received.err);
+    /* The uploaded file is whole on the server too. */
+    r = RECV(h_daemon_port(d), "alice", mode, "--id",
+             parse_sent(nth_line(sent.out, 0)).file_id, "--dir", dst);
+    expect_status(r, 0, "sa-recv of the file uploaded through resets");
+    check_received(parse_received(nth_line(r.out, 0)), dst, "up.bin", up_sha);
+    fprintf(stderr, "[%s engine, --mode %s] 20 MiB each way through resets: sa-send %d "
+                    "reconnects, sa-recv %d\n",
+            h_engine, mode, send_retries, recv_retries);
+}
+BOTH_MODES(transfer_through_resets)
+
+/* 160 KiB each way through a link capped at 64 KB/s in both directions:
+ * slow, but nothing is lost and no connection given up. */
+#define CAPPED_SIZE ((size_t)160 << 10)
+#define CAPPED_RATE "65536"
+
+static void transfer_through_rate_cap(const char *mode)
+{
+    h_daemon *d = start_daemon();
+    const char *src = temp_subdir("src");
+    const char *dst = temp_subdir("dst");
+    const char *up_path = random_file(src, "up.bin", CAPPED_SIZE);
+    const char *down_path = random_file(src, "down.bin", CAPPED_SIZE);
+    tool_run r = SEND(h_daemon_port(d), "bob", mode, down_path);
+    expect_status(r, 0, "sa-send without faults");
+    sent_file down_file = parse_sent(nth_line(r.out, 0));
+
+    proxy *p = proxy_start(h_daemon_port(d), "73",
+                           (const char *const[]){"--rate", CAPPED_RATE, NULL});
+    int64_t start = h_now_ms();
+    tool_args argv = tool_argv(SA_TEST_SA_SEND, p->port, "alice", mode,
+                               (const char *const[]){"--retries", "0", up_path, NULL});
+    h_proc *send = h_spawn(argv.v);
+    argv = tool_argv(SA_TEST_SA_RECV, p->port, "bob", mode,
+                     (const char *const[]){"--retries", "0", "--id", down_file.file_id, "--dir",
+                                           dst, NULL});
+    h_proc *recv = h_spawn(argv.v);
+    tool_run sent = finish_tool(send, "sa-send through a capped link");
+    if (strcmp(parse_sent(nth_line(sent.out, 0)).sha256, must_sha256(up_path)) != 0)
+        h_fail("sa-send printed \"%s\" for %s", nth_line(sent.out, 0), up_path);
+    tool_run received = finish_tool(recv, "sa-recv through a capped link");
+    check_received(parse_received(nth_line(received.out, 0)), dst, "down.bin",
+                   must_sha256(down_path));
+    int64_t took = h_now_ms() - start;
+    proxy_stop(p);
+    /* 4/3 of the file (base64) at 64 KB/s: at least 3 s each way, in parallel. */
+    if (took < 3000)
+        h_fail("160 KiB each way through 64 KB/s took only %lld ms: no cap?", (long long)took);
+}
+BOTH_MODES(transfer_through_rate_cap)
+
+/* Every .meta of the spool has its .data, holding no more than the
+ * declared size, exactly it once complete. Returns how many are complete. */
+static int check_spool(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        h_fail("opendir %s: %s", dir, strerror(errno));
+    int complete = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len <= 5 || strcmp(e->d_name + len - 5, ".meta") != 0)
+            continue;
+        const char *meta_path = h_fmt("%s/%s", dir, e->d_name);
+        const char *data_path = h_fmt("%s/%.*s.data", dir, (int)(len - 5), e->d_name);
+        FILE *f = fopen(meta_path, "r");
+        char text[8192];
+        size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f)
+            fclose(f);
+        text[got] = '\0';
+        cJSON *meta = h_keep(cJSON_Parse(text));
+        if (!meta)
+            h_fail("%s is not JSON: %s", meta_path, text);
+        double size = h_get_num(meta, "size");
+        int is_complete = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "complete"));
+        long long stored = file_size(data_path);
+        if (stored < 0 || (double)stored > size || (is_complete && (double)stored != size))
+            h_fail("spool inconsistent: %s says size %.0f%s, %s holds %lld bytes", meta_path,
+                   size, is_complete ? " (complete)" : "", data_path, stored);
+        complete += is_complete;
+    }
+    closedir(d);
+    return complete;
+}
+
+/* The server dies (SIGKILL) while sa-send uploads; the spool holds what
+ * its .meta files say; a new server on the same port and spool comes up,
+ * and sa-send, retrying, resumes there and finishes with the right file. */
+static void server_killed_mid_upload(const char *mode)
+{
+    make_dir(spool_dir());
+    const char *spool = h_fmt("file.spool_dir=%s", spool_dir());
+    h_daemon *first = h_daemon_startv(NULL, PLUGINS_ALL, spool, NULL);
+    const char *port = h_fmt("%s", h_daemon_port(first));
+    const char *src = temp_subdir("src");
+    const char *dst = temp_subdir("dst");
+    const char *path = random_file(src, "crash.bin", RESET_SIZE);
+    const char *sha = must_sha256(path);
+
+    tool_args argv = tool_argv(SA_TEST_SA_SEND, port, "alice", mode,
+                               (const char *const[]){"--retries", "20", path, NULL});
+    h_proc *send = h_spawn(argv.v);
+    pid_t send_pid = wait_child_pid(path);
+    int64_t deadline = h_now_ms() + BIG_MS;
+    while (tree_bytes(spool_dir()) < INTERRUPT_AT) {
+        if (process_ended(send_pid))
+            h_fail("sa-send ended (status %d) before the server could be killed; stderr:\n%s",
+                   h_proc_wait(send, 1000), h_proc_stderr(send));
+        if (h_now_ms() > deadline)
+            h_fail("the spool did not reach %lld bytes in %d ms", INTERRUPT_AT, BIG_MS);
+        h_sleep_ms(2);
+    }
+    h_daemon_kill(first);
+    long long at_kill = tree_bytes(spool_dir());
+    if (check_spool(spool_dir()) != 0)
+        h_fail("the upload was complete before the server was killed");
+
+    h_daemon *second = h_daemon_startv(NULL, PLUGINS_ALL, spool,
+                                       h_fmt("server.listen=127.0.0.1:%s", port), NULL);
+    int status = h_proc_wait(send, BIG_MS);
+    if (status != 0)
+        h_fail("sa-send exited with %d after the server came back; stderr:\n%s", status,
+               h_proc_stderr(send));
+    if (!strstr(h_proc_stderr(send), "reconnecting in"))
+        h_fail("sa-send did not say it reconnects; stderr:\n%s", h_proc_stderr(send));
+    sent_file sent = parse_sent(nth_line(h_proc_stdout(send), 0));
+    if (strcmp(sent.sha256, sha) != 0)
+        h_fail("sa-send printed %s, the file hashes to %s", sent.sha256, sha);
+    if (check_spool(spool_dir()) != 1)
+        h_fail("after the upload the spool holds no complete file:\n%s", list_dir(spool_dir()));
+
+    tool_run r = RECV(h_daemon_port(second), "alice", mode, "--id", sent.file_id, "--dir", dst);
+    expect_status(r, 0, "sa-recv after the restart");
+    check_received(parse_received(nth_line(r.out, 0)), dst, "crash.bin", sha);
+    fprintf(stderr, "[%s engine, --mode %s] server killed with %lld bytes spooled; sa-send "
+                    "resumed and finished\n",
+            h_engine, mode, at_kill);
+}
+BOTH_MODES(server_killed_mid_upload)
+
+static int proxy_teardown(void **state)
+{
+    int failed = proxy_stop_all();
+    int rc = h_teardown(state);
+    return failed ? -1 : rc;
+}
+
+#define PROXY_TEST(fn) cmocka_unit_test_setup_teardown(fn, h_setup, proxy_teardown)
+
 int main(int argc, char **argv)
 {
     h_init(argc, argv, "test_file_tools");
@@ -1064,6 +1289,12 @@ int main(int argc, char **argv)
         H_TEST(test_tools_fail_on_errors_async),
         H_TEST(test_sa_client_file_commands_sync),
         H_TEST(test_sa_client_file_commands_async),
+        PROXY_TEST(test_transfer_through_resets_sync),
+        PROXY_TEST(test_transfer_through_resets_async),
+        PROXY_TEST(test_transfer_through_rate_cap_sync),
+        PROXY_TEST(test_transfer_through_rate_cap_async),
+        H_TEST(test_server_killed_mid_upload_sync),
+        H_TEST(test_server_killed_mid_upload_async),
     };
     char group[64];
     snprintf(group, sizeof group, "file tools/%s", h_engine);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -1384,12 +1385,12 @@ static void test_file_id_is_not_a_path(void **state)
     static const char *const ids[] = {"../outside", "../outside.data", "..", ".", "",
                                       "/etc/passwd", "../../../../../../etc/passwd",
                                       "spool/../outside", "%2e%2e/outside"};
-    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
-        expect_no_such_file(alice, ids[i]);
-        send_chunk(alice, ids[i], 0, b.data, 10);
-        expect_chunk_error(alice, "no_such_file", ids[i], -1);
-        file_error(alice, h_fmt("{\"type\":\"file_end\",\"file_id\":\"%s\"}", ids[i]),
-                   "no_such_file", "file_end", ids[i]);
+    for (const char *const *id = ids; id < ids + sizeof ids / sizeof *ids; id++) {
+        expect_no_such_file(alice, *id);
+        send_chunk(alice, *id, 0, b.data, 10);
+        expect_chunk_error(alice, "no_such_file", *id, -1);
+        const char *end = h_fmt("{\"type\":\"file_end\",\"file_id\":\"%s\"}", *id);
+        file_error(alice, end, "no_such_file", "file_end", *id);
     }
     for (size_t i = 0; i < sizeof planted / sizeof *planted; i++) {
         const char *path = h_fmt("%s/%s", h_tempdir(), planted[i]);
@@ -1425,6 +1426,47 @@ static pending_download *pending_for(pending_download *p, size_t n, const cJSON 
 
 /* Two file_get requests sent at once: both replies, every chunk of both
  * (in whatever order the server interleaves them), both file_ends. */
+/* A spool the server makes is its user's alone (0700), and so is every
+ * file in it (0600), whatever the umask. */
+static void test_spool_is_private(void **state)
+{
+    (void)state;
+    const char *fresh = h_fmt("%s/fresh-spool", h_tempdir());
+    mode_t umask_before = umask(0);
+    h_daemon *d = START_DAEMON(h_fmt("file.spool_dir=%s", fresh));
+    umask(umask_before);
+    sa_client *alice = login(d, "alice");
+    blob done = make_blob(1000, 60), half = make_blob(1000, 61);
+    upload(alice, "done.bin", &done, "");
+    const char *file_id = h_get_str(put_ok(alice, "half.bin", &half, ""), "file_id");
+    send_range(alice, file_id, &half, 0, 500, DEFAULT_CHUNK);
+    barrier(alice);
+
+    struct stat st;
+    if (stat(fresh, &st) != 0)
+        h_fail("the spool %s was not made: %s", fresh, strerror(errno));
+    if ((st.st_mode & 07777) != 0700)
+        h_fail("the spool %s was made with mode %o, not 0700", fresh, st.st_mode & 07777);
+    DIR *dir = opendir(fresh);
+    if (!dir)
+        h_fail("opendir %s: %s", fresh, strerror(errno));
+    int files = 0;
+    const char *open_to_others = NULL;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        files++;
+        if (lstat(h_fmt("%s/%s", fresh, e->d_name), &st) == 0 && (st.st_mode & 077))
+            open_to_others = h_fmt("%s (mode %o)", e->d_name, st.st_mode & 07777);
+    }
+    closedir(dir);
+    if (open_to_others)
+        h_fail("spool file %s is open to others", open_to_others);
+    if (files < 3)
+        h_fail("expected the files of two uploads in the spool, found %d", files);
+}
+
 static void test_two_downloads_at_once(void **state)
 {
     (void)state;
@@ -1471,6 +1513,62 @@ static void test_two_downloads_at_once(void **state)
 
 /* A client that hangs up in the middle of a download, comes back and asks
  * for the rest from the bytes it has. */
+/* At most 64 downloads wait on one connection; more file_gets get
+ * rate_limited, and the queue goes away with the connection. */
+static void test_downloads_waiting_limit(void **state)
+{
+    (void)state;
+    enum { GETS = 70, WAITING_MAX = 64 };
+    h_daemon *d = START_DAEMON(NULL);
+    sa_client *alice = login(d, "alice");
+    /* Far more than the plugin's 1 MiB of queued output and the socket
+     * buffers (a few MiB) hold while alice reads nothing, so the first
+     * download is still running when the last file_get is handled. */
+    blob big = make_blob((size_t)16 << 20, 70);
+    const char *file_id = upload(alice, "big.bin", &big, "");
+    int small_buffer = 65536;
+    if (setsockopt(sa_client_fd(alice), SOL_SOCKET, SO_RCVBUF, &small_buffer,
+                   sizeof small_buffer) != 0)
+        h_fail("SO_RCVBUF: %s", strerror(errno));
+    for (int i = 0; i < GETS; i++)
+        h_send(alice, h_fmt("{\"type\":\"file_get\",\"id\":%d,\"file_id\":\"%s\"}", i, file_id));
+    /* Reading at once would let the thread-per-client engine finish the
+     * first download before it handles the next file_get (its writer keeps
+     * up, so the plugin never waits): give the server time to take them
+     * all while nothing drains. */
+    h_sleep_ms(500);
+    /* The stream is in the order the server acted, so the downloads it had
+     * waiting at reply k are the oks before it less the file_ends before
+     * it: whatever the timing, that decides ok or rate_limited. */
+    int waiting = 0, limited = 0;
+    for (int replies = 0; replies < GETS;) {
+        cJSON *frame = next_frame(alice, TRANSFER_MS, "the file_get replies");
+        int chunk = has_type(frame, "file_chunk"), end = has_type(frame, "file_end");
+        if (chunk || end) {
+            waiting -= end;
+            cJSON_Delete(frame);
+            continue;
+        }
+        h_keep(frame);
+        if (h_get_num(frame, "id") != replies)
+            h_fail("reply %d out of order: %s", replies, h_json(frame));
+        if (waiting < WAITING_MAX) {
+            h_assert_str(frame, "type", "ok");
+            waiting++;
+        } else {
+            h_assert_str(frame, "code", "rate_limited");
+            h_assert_str(frame, "file_id", file_id);
+            limited++;
+        }
+        replies++;
+    }
+    if (!limited)
+        h_fail("%d file_gets, none rate_limited: the downloads ended too soon", GETS);
+    h_client_close(alice);
+    sa_client *bob = login(d, "bob");
+    h_request_ok(bob, "{\"type\":\"files\"}");
+}
+
 static void test_download_interrupted_and_resumed(void **state)
 {
     (void)state;
@@ -1745,7 +1843,9 @@ int main(int argc, char **argv)
         FILE_TEST(test_get_errors),
         FILE_TEST(test_odd_requests),
         FILE_TEST(test_file_id_is_not_a_path),
+        FILE_TEST(test_spool_is_private),
         FILE_TEST(test_two_downloads_at_once),
+        FILE_TEST(test_downloads_waiting_limit),
         FILE_TEST(test_download_interrupted_and_resumed),
         FILE_TEST(test_names_case_insensitive),
         FILE_TEST(test_large_declared_sizes),

@@ -1,6 +1,9 @@
 /* Connection limits against abuse: connections per address, and the
- * frame timeout that stops slow-loris clients (a frame trickled in byte by
- * byte keeps a connection "alive" but must still complete in time). */
+ * frame and hello timeouts that stop slow-loris clients (a frame trickled
+ * in byte by byte keeps a connection "alive" but must still complete in
+ * time). max_clients and hello_timeout alone: test_session.c; max_frame:
+ * test_framing.c; max_text and rate: test_chat.c; max_rooms_per_user:
+ * test_rooms.c. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -120,16 +123,14 @@ static void test_frame_timeout_stalled_frame(void **state)
         h_fail("closed after %lld ms, before frame_timeout", (long long)(h_now_ms() - start));
 }
 
-static void test_frame_timeout_slow_loris(void **state)
+/* Sends json as one frame, one byte every 200 ms (never silent, but
+ * slower than any timeout under test), until the server says bye; the
+ * reason must be `reason`, within `within_ms` of the first byte. */
+static void trickle_until_bye(sa_client *c, const char *json, const char *reason, int within_ms)
 {
-    (void)state;
-    h_daemon *d = h_daemon_startv(NULL, "server.frame_timeout=1", NULL);
-    sa_client *c = h_login(d, "alice");
-    const char *json = "{\"type\":\"msg\",\"text\":\"a frame sent one byte at a time, slowly\"}";
     uint32_t len = (uint32_t)strlen(json);
     unsigned char header[4] = {0, 0, 0, (unsigned char)len};
     h_send_raw(c, header, 4);
-    /* One byte every 200 ms: never silent, but the frame takes ~12 s. */
     int64_t start = h_now_ms();
     for (uint32_t i = 0; i < len; i++) {
         if (sa_client_send_raw(c, json + i, 1) != SA_CLIENT_OK)
@@ -139,17 +140,51 @@ static void test_frame_timeout_slow_loris(void **state)
         if (rc == SA_CLIENT_OK) {
             h_keep(frame);
             h_assert_str(frame, "type", "bye");
-            h_assert_str(frame, "reason", "idle_timeout");
+            h_assert_str(frame, "reason", reason);
             h_expect_closed(c, H_REPLY_MS);
-            if (h_now_ms() - start > 4000)
-                h_fail("slow-loris client closed only after %lld ms",
+            if (h_now_ms() - start > within_ms)
+                h_fail("trickling client closed only after %lld ms",
                        (long long)(h_now_ms() - start));
             return;
         }
         if (rc != SA_CLIENT_TIMEOUT)
-            h_fail("connection ended without bye idle_timeout");
+            h_fail("connection ended without bye %s", reason);
     }
-    h_fail("the slow-loris client was never closed");
+    h_fail("the trickling client was never closed");
+}
+
+static void test_frame_timeout_slow_loris(void **state)
+{
+    (void)state;
+    h_daemon *d = h_daemon_startv(NULL, "server.frame_timeout=1", NULL);
+    trickle_until_bye(h_login(d, "alice"),
+                      "{\"type\":\"msg\",\"text\":\"a frame sent one byte at a time, slowly\"}",
+                      "idle_timeout", 4000);
+}
+
+static void test_frame_timeout_stalled_header(void **state)
+{
+    (void)state;
+    h_daemon *d = h_daemon_startv(NULL, "server.frame_timeout=1", NULL);
+    sa_client *c = h_login(d, "alice");
+    /* Half a length prefix already starts a frame. */
+    const unsigned char half_header[] = {0, 0};
+    int64_t start = h_now_ms();
+    h_send_raw(c, half_header, sizeof half_header);
+    h_expect_bye_closed(c, "idle_timeout", 4000);
+    if (h_now_ms() - start < 900)
+        h_fail("closed after %lld ms, before frame_timeout", (long long)(h_now_ms() - start));
+}
+
+/* Before hello, trickling bytes does not buy time: hello_timeout counts
+ * from the connection, whatever arrives. */
+static void test_slow_hello_gets_hello_timeout(void **state)
+{
+    (void)state;
+    h_daemon *d = h_daemon_startv(NULL, "server.hello_timeout=1", NULL);
+    trickle_until_bye(h_connect(d),
+                      "{\"type\":\"hello\",\"id\":1,\"name\":\"a_very_slow_client\"}",
+                      "hello_timeout", 3000);
 }
 
 static void test_whole_frames_do_not_time_out(void **state)
@@ -199,6 +234,8 @@ int main(int argc, char **argv)
         H_TEST(test_max_per_address),
         H_TEST(test_frame_timeout_stalled_frame),
         H_TEST(test_frame_timeout_slow_loris),
+        H_TEST(test_frame_timeout_stalled_header),
+        H_TEST(test_slow_hello_gets_hello_timeout),
         H_TEST(test_whole_frames_do_not_time_out),
         H_TEST(test_steady_stream_with_partial_frames),
     };

@@ -386,6 +386,48 @@ static void test_room_full_auto_join(void **state)
     join(carol, "dev");
 }
 
+/* The auto_join room counts; a refused join creates no room and tells no
+ * one; joining a room one is in already is no new room; leaving frees a
+ * place. */
+static void test_max_rooms_per_user(void **state)
+{
+    (void)state;
+    h_daemon *d = h_daemon_startv(NULL, PLUGINS_CHAT_ROOMS, "rooms.max_rooms_per_user=2", NULL);
+    sa_client *alice = h_login(d, "alice");
+    sa_client *bob = h_login(d, "bob");
+    expect_joined(alice, "lobby", "bob");
+    join(alice, "dev");
+    join(bob, "ops");
+
+    cJSON *err = h_request_error(alice, "{\"type\":\"join\",\"room\":\"ops\"}", "too_many_rooms");
+    h_assert_str(err, "re", "join");
+    h_request_error(alice, "{\"type\":\"join\",\"room\":\"fresh\"}", "too_many_rooms");
+    h_expect_silence(bob, H_QUIET_MS);
+    if (find_room(list_rooms(bob), "fresh"))
+        h_fail("a refused join created its room");
+    ASSERT_NAMES(h_request_ok(bob, "{\"type\":\"who\",\"room\":\"ops\"}"), "members", "bob");
+    h_request_error(alice, "{\"type\":\"msg\",\"room\":\"ops\",\"text\":\"hi\"}",
+                    "not_member");
+
+    /* Already a member: not a third room. */
+    join(alice, "DEV");
+    h_request_ok(alice, "{\"type\":\"msg\",\"room\":\"lobby\",\"text\":\"still in\"}");
+    h_expect(bob, "message", H_REPLY_MS);
+
+    h_request_ok(alice, "{\"type\":\"leave\",\"room\":\"lobby\"}");
+    expect_left(bob, "lobby", "alice", "leave");
+    ASSERT_NAMES(join(alice, "ops"), "members", "bob", "alice");
+    expect_joined(bob, "ops", "alice");
+
+    /* A new session starts again from its auto_join room. */
+    h_client_close(alice);
+    expect_left(bob, "ops", "alice", "quit");
+    /* The name is free once the rooms saw her quit. */
+    sa_client *again = h_login(d, "alice");
+    join(again, "dev");
+    h_request_error(again, "{\"type\":\"join\",\"room\":\"ops\"}", "too_many_rooms");
+}
+
 static void test_case_insensitive(void **state)
 {
     (void)state;
@@ -800,6 +842,7 @@ int main(int argc, char **argv)
         H_TEST(test_bad_room),
         H_TEST(test_room_full),
         H_TEST(test_room_full_auto_join),
+        H_TEST(test_max_rooms_per_user),
         H_TEST(test_case_insensitive),
         H_TEST(test_auto_join_default),
         H_TEST(test_auto_join_other_room),

@@ -15,6 +15,11 @@
 
 #include "harness.h"
 
+/* Sanitizer builds run the daemon several times slower. */
+#ifndef SA_TEST_TIME_SCALE
+#define SA_TEST_TIME_SCALE 1
+#endif
+
 static cJSON *hello(sa_client *c, const char *name)
 {
     cJSON *reply = NULL;
@@ -236,6 +241,55 @@ static void test_shutdown(void **state)
     }
 }
 
+/* SIGTERM while a burst waits in the server's queue to a slow reader:
+ * the reader still gets every message, in order, then bye shutdown. */
+static void test_shutdown_delivers_queued(void **state)
+{
+    (void)state;
+    /* 6 MB: more than the kernel buffers between server and bob. */
+    enum { BURST = 600, TEXT_LEN = 10000 };
+    h_daemon *d = h_daemon_startv(NULL, "chat.rate=0", "server.sendq_max=16777216", NULL);
+    sa_client *a = h_login(d, "alice");
+    sa_client *b = h_connect(d);
+    int small = 16384; /* keeps most of the burst in the server's queue */
+    if (setsockopt(sa_client_fd(b), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0)
+        h_fail("SO_RCVBUF: %s", strerror(errno));
+    h_assert_str(hello(b, "bob"), "type", "ok");
+
+    char *text = malloc(TEXT_LEN + 1);
+    if (!text)
+        h_fail("out of memory");
+    memset(text, 'b', TEXT_LEN);
+    text[TEXT_LEN] = '\0';
+    for (int i = 0; i < BURST; i++) {
+        /* The message number leads the text, so order can be checked. */
+        int n = snprintf(text, 8, "%05d ", i);
+        text[n] = 'b';
+        cJSON *req = h_keep(cJSON_CreateObject());
+        if (!cJSON_AddStringToObject(req, "type", "msg") ||
+            !cJSON_AddStringToObject(req, "text", text) || sa_client_send_request(a, req) < 0)
+            h_fail("cannot send message %d", i);
+    }
+    free(text);
+    for (int i = 0; i < BURST; i++)
+        h_assert_str(h_expect(a, "ok", H_REPLY_MS), "re", "msg");
+
+    /* Everything is accepted and queued to bob, who has read nothing. */
+    h_daemon_signal(d, SIGTERM);
+    for (int i = 0; i < BURST; i++) {
+        cJSON *m = h_recv(b, H_REPLY_MS);
+        if (strcmp(h_get_str(m, "type"), "message") != 0)
+            h_fail("bob got %.200s instead of message %d of %d", h_json(m), i, BURST);
+        const char *got = h_get_str(m, "text");
+        if (strlen(got) != TEXT_LEN || atoi(got) != i)
+            h_fail("bob's message %d is %.20s... (%zu bytes)", i, got, strlen(got));
+    }
+    h_expect_bye_closed(b, "shutdown", H_REPLY_MS);
+    int status = h_daemon_wait(d, 5000);
+    if (status != 0)
+        h_fail("syncasyncd exited with %d after SIGTERM, expected 0", status);
+}
+
 /* Reads /proc/sys/net/ipv4/tcp_wmem's maximum: how much the kernel may
  * buffer on the server's side of a connection. */
 static long kernel_send_buffer_max(void)
@@ -253,7 +307,9 @@ static long kernel_send_buffer_max(void)
 static void test_sendq_exceeded(void **state)
 {
     (void)state;
-    enum { TEXT_LEN = 50000, MAX_SENDS = 2000, MAX_SEND_MS = 20000 };
+    /* MAX_LATENCY_MS: from alice's send to carol's receipt, for each
+     * message; a slow reader must not slow the others down. */
+    enum { TEXT_LEN = 50000, MAX_SENDS = 2000, MAX_SEND_MS = 20000, MAX_LATENCY_MS = 1000 };
     h_daemon *d = h_daemon_startv(NULL, "server.sendq_max=65536", "chat.rate=0",
                                   "chat.max_text=60000", "server.log_level=debug", NULL);
     sa_client *a = h_login(d, "alice");
@@ -282,9 +338,11 @@ static void test_sendq_exceeded(void **state)
     long sent_bytes = 0;
     int sends = 0;
     int64_t start = h_now_ms();
+    int64_t worst_latency = 0;
     while (sent_bytes < must_drop_after && sends < MAX_SENDS) {
         if (h_now_ms() - start > MAX_SEND_MS)
             h_fail("sent only %d messages in %d ms", sends, MAX_SEND_MS);
+        int64_t sent_at = h_now_ms();
         cJSON *reply = NULL;
         int rc = sa_client_request(a, req, &reply, H_REPLY_MS);
         if (rc != SA_CLIENT_OK)
@@ -305,7 +363,12 @@ static void test_sendq_exceeded(void **state)
             h_fail("carol, who reads everything, got %.200s instead of message %d",
                    h_json(h_keep(m)), sends);
         cJSON_Delete(m);
+        if (h_now_ms() - sent_at > worst_latency)
+            worst_latency = h_now_ms() - sent_at;
     }
+    if (worst_latency > MAX_LATENCY_MS * SA_TEST_TIME_SCALE)
+        h_fail("a message took %lld ms to reach carol while bob's queue filled",
+               (long long)worst_latency);
 
     /* bob now reads what is left: some messages, then bye, then EOF. */
     int got = 0;
@@ -360,7 +423,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         H_TEST(test_hello_reply),   H_TEST(test_bad_names),     H_TEST(test_name_taken),
         H_TEST(test_second_hello),  H_TEST(test_hello_timeout), H_TEST(test_max_clients),
-        H_TEST(test_shutdown),      H_TEST(test_sendq_exceeded),
+        H_TEST(test_shutdown),      H_TEST(test_shutdown_delivers_queued),
+        H_TEST(test_sendq_exceeded),
     };
     char group[64];
     snprintf(group, sizeof group, "session/%s", h_engine);

@@ -2,23 +2,28 @@
  * Blocking front end of the client library (see sa_client.h for the
  * threading pattern it supports).
  *
- * Ownership: the sa_client owns its socket and decoder (through the core),
- * the read buffer, every frame in the queue and a matched reply not yet
- * handed out; sa_client_close frees them all. A frame leaves the queue
+ * The socket is non-blocking underneath: with TLS one session serves the
+ * receiving thread and the sending ones, so each TLS (or socket) call
+ * takes `io_lock` just for itself and every wait happens in poll()
+ * outside it. Blocking is what the API promises, not what the socket does.
+ *
+ * Ownership: the sa_client owns its socket, TLS session and decoder
+ * (through the core), the read buffer, every frame in the queue and a
+ * matched reply not yet handed out; sa_client_close frees them all. A frame leaves the queue
  * owned by the caller of recv/request.
  */
 #include "sa_client.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
+#include <sys/time.h>
 
 #include "sa_client_core.h"
 
@@ -35,6 +40,7 @@ typedef struct queued_frame {
 struct sa_client {
     sa_client_core core;
     pthread_mutex_t send_lock; /* held for the whole of one write */
+    pthread_mutex_t io_lock;   /* held for one core read or write call */
     atomic_int auto_pong;
 
     pthread_mutex_t error_lock; /* guards `error` */
@@ -87,47 +93,94 @@ static void end_stream(sa_client *c, int status, const char *reason)
     snprintf(c->end_reason, sizeof c->end_reason, "%s", reason);
 }
 
+/* Waits until the socket is ready for what a core call asked (`want`, a
+ * WANT result) or the deadline passes. Returns poll()'s result. */
+static int wait_for(int fd, int want, int64_t deadline)
+{
+    struct pollfd pfd = {.fd = fd, .events = want == SA_IO_WANT_WRITE ? POLLOUT : POLLIN};
+    return poll(&pfd, 1, sa_client_core_remaining_ms(deadline));
+}
+
+/* The TLS handshake of a fresh connection, bounded by `deadline`. */
+static int handshake(sa_client *c, int64_t deadline, char *err, size_t errlen, int *refused)
+{
+    for (;;) {
+        int step = sa_client_core_handshake(&c->core, err, errlen, refused);
+        if (step == SA_IO_DONE)
+            return 0;
+        if (step != SA_IO_WANT_READ && step != SA_IO_WANT_WRITE)
+            return -1;
+        int ready = wait_for(c->core.fd, step, deadline);
+        if (ready < 0 && errno != EINTR) {
+            snprintf(err, errlen, "TLS handshake: poll: %s", strerror(errno));
+            return -1;
+        }
+        if (ready == 0) {
+            snprintf(err, errlen, "TLS handshake timed out");
+            return -1;
+        }
+    }
+}
+
 sa_client *sa_client_connect(const char *host, const char *port, int timeout_ms, char *err,
                              size_t errlen)
 {
+    return sa_client_connect_tls(host, port, NULL, timeout_ms, err, errlen, NULL);
+}
+
+sa_client *sa_client_connect_tls(const char *host, const char *port, const sa_client_tls *tls,
+                                 int timeout_ms, char *err, size_t errlen, int *cert_refused)
+{
+    int refused = 0;
+    int64_t deadline = timeout_ms < 0 ? -1 : sa_client_core_now_ms() + timeout_ms;
     sa_client *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errlen, "out of memory");
-        return NULL;
+        goto out;
     }
     c->read_buffer = malloc(SA_CLIENT_READ_CHUNK);
     if (!c->read_buffer) {
         snprintf(err, errlen, "out of memory");
-        free(c);
-        return NULL;
+        goto fail_client;
     }
     if (pthread_mutex_init(&c->send_lock, NULL) != 0) {
         snprintf(err, errlen, "cannot create a mutex");
-        goto fail_buffer;
+        goto fail_client;
     }
-    if (pthread_mutex_init(&c->error_lock, NULL) != 0) {
+    if (pthread_mutex_init(&c->io_lock, NULL) != 0) {
         snprintf(err, errlen, "cannot create a mutex");
         goto fail_send_lock;
     }
+    if (pthread_mutex_init(&c->error_lock, NULL) != 0) {
+        snprintf(err, errlen, "cannot create a mutex");
+        goto fail_io_lock;
+    }
     if (sa_client_core_connect(&c->core, host, port, timeout_ms, err, errlen) != 0)
         goto fail_error_lock;
-    /* The blocking API waits in poll() for reads and lets writes block. */
-    int flags = fcntl(c->core.fd, F_GETFL);
-    if (flags < 0 || fcntl(c->core.fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
-        snprintf(err, errlen, "cannot make the socket blocking: %s", strerror(errno));
-        sa_client_core_close(&c->core);
-        goto fail_error_lock;
+    if (tls) {
+        char why[SA_CLIENT_ERROR_MAX];
+        if (sa_client_core_start_tls(&c->core, tls, host, why, sizeof why) != 0 ||
+            handshake(c, deadline, why, sizeof why, &refused) != 0) {
+            snprintf(err, errlen, "TLS with %s failed: %s", c->core.endpoint, why);
+            sa_client_core_close(&c->core);
+            goto fail_error_lock;
+        }
     }
     atomic_init(&c->auto_pong, 1);
     return c;
 
 fail_error_lock:
     pthread_mutex_destroy(&c->error_lock);
+fail_io_lock:
+    pthread_mutex_destroy(&c->io_lock);
 fail_send_lock:
     pthread_mutex_destroy(&c->send_lock);
-fail_buffer:
+fail_client:
     free(c->read_buffer);
     free(c);
+out:
+    if (cert_refused)
+        *cert_refused = refused;
     return NULL;
 }
 
@@ -145,6 +198,7 @@ void sa_client_close(sa_client *c)
     cJSON_Delete(c->reply);
     free(c->read_buffer);
     pthread_mutex_destroy(&c->error_lock);
+    pthread_mutex_destroy(&c->io_lock);
     pthread_mutex_destroy(&c->send_lock);
     free(c);
 }
@@ -167,28 +221,54 @@ int sa_client_fd(const sa_client *c)
 
 /* ---- sending ------------------------------------------------------------- */
 
+/* How long one write may wait for the socket: its SO_SNDTIMEO (set by
+ * callers that must not block forever), else without limit. */
+static int64_t send_deadline(const sa_client *c)
+{
+    struct timeval tv = {0};
+    socklen_t len = sizeof tv;
+    if (getsockopt(c->core.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0 ||
+        (tv.tv_sec == 0 && tv.tv_usec == 0))
+        return -1;
+    return sa_client_core_now_ms() + (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
 int sa_client_send_raw(sa_client *c, const void *bytes, size_t len)
 {
     const unsigned char *p = bytes;
     int status = SA_CLIENT_OK;
+    char why[SA_CLIENT_ERROR_MAX];
     pthread_mutex_lock(&c->send_lock);
+    int64_t deadline = send_deadline(c);
     while (len > 0) {
-        ssize_t n = send(c->core.fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
+        pthread_mutex_lock(&c->io_lock);
+        ssize_t n = sa_client_core_write(&c->core, p, len, why, sizeof why);
+        pthread_mutex_unlock(&c->io_lock);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            deadline = send_deadline(c); /* the limit is on standing still */
             continue;
-        if (n < 0) {
-            int e = errno;
-            if (e == EPIPE || e == ECONNRESET) {
-                status = SA_CLIENT_CLOSED;
-                set_error(c, "the server closed the connection");
-            } else {
-                status = SA_CLIENT_ERROR;
-                set_error(c, "send failed: %s", strerror(e));
-            }
-            break;
         }
-        p += n;
-        len -= (size_t)n;
+        if (n == SA_IO_WANT_READ || n == SA_IO_WANT_WRITE) {
+            int ready = wait_for(c->core.fd, (int)n, deadline);
+            if (ready >= 0 || errno == EINTR) {
+                if (ready != 0)
+                    continue;
+                snprintf(why, sizeof why, "timed out");
+            } else {
+                snprintf(why, sizeof why, "poll: %s", strerror(errno));
+            }
+            n = SA_IO_FAILED;
+        }
+        if (n == SA_IO_CLOSED || n == SA_IO_RESET) {
+            status = SA_CLIENT_CLOSED;
+            set_error(c, "the server closed the connection");
+        } else {
+            status = SA_CLIENT_ERROR;
+            set_error(c, "send failed: %s", why);
+        }
+        break;
     }
     pthread_mutex_unlock(&c->send_lock);
     return status;
@@ -277,38 +357,37 @@ static int on_payload(void *arg, const unsigned char *payload, size_t len)
     return 0;
 }
 
-/* Waits for bytes until `deadline` (-1: none) and decodes them. Returns
- * SA_CLIENT_OK when it made progress (or was interrupted), SA_CLIENT_TIMEOUT,
- * or the end status once the stream has ended. */
+/* Reads what has arrived, waiting for it until `deadline` (-1: none), and
+ * decodes it. Returns SA_CLIENT_OK when it made progress (or was
+ * interrupted), SA_CLIENT_TIMEOUT, or the end status once the stream has
+ * ended. Reading comes first: TLS may hold bytes the socket no longer
+ * shows. */
 static int pump(sa_client *c, int64_t deadline)
 {
-    int wait_ms = -1;
-    if (deadline >= 0) {
-        int64_t left = deadline - sa_client_core_now_ms();
-        wait_ms = left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
-    }
-    struct pollfd pfd = {.fd = c->core.fd, .events = POLLIN};
-    int ready = poll(&pfd, 1, wait_ms);
-    if (ready < 0 && errno == EINTR)
-        return SA_CLIENT_OK;
-    if (ready < 0) {
-        end_stream(c, SA_CLIENT_ERROR, strerror(errno));
-        return c->end_status;
-    }
-    if (ready == 0)
-        return SA_CLIENT_TIMEOUT;
-    ssize_t got = read(c->core.fd, c->read_buffer, SA_CLIENT_READ_CHUNK);
-    if (got < 0 && (errno == EINTR || errno == EAGAIN))
-        return SA_CLIENT_OK;
-    if (got < 0) {
-        if (errno == ECONNRESET)
+    char why[SA_CLIENT_ERROR_MAX];
+    ssize_t got;
+    for (;;) {
+        pthread_mutex_lock(&c->io_lock);
+        got = sa_client_core_read(&c->core, c->read_buffer, SA_CLIENT_READ_CHUNK, why, sizeof why);
+        pthread_mutex_unlock(&c->io_lock);
+        if (got > 0)
+            break;
+        if (got == SA_IO_WANT_READ || got == SA_IO_WANT_WRITE) {
+            int ready = wait_for(c->core.fd, (int)got, deadline);
+            if (ready < 0 && errno == EINTR)
+                return SA_CLIENT_OK;
+            if (ready == 0)
+                return SA_CLIENT_TIMEOUT;
+            if (ready > 0)
+                continue;
+            snprintf(why, sizeof why, "%s", strerror(errno));
+        }
+        if (got == SA_IO_CLOSED)
+            end_stream(c, SA_CLIENT_CLOSED, "the server closed the connection");
+        else if (got == SA_IO_RESET)
             end_stream(c, SA_CLIENT_CLOSED, "the server reset the connection");
         else
-            end_stream(c, SA_CLIENT_ERROR, strerror(errno));
-        return c->end_status;
-    }
-    if (got == 0) {
-        end_stream(c, SA_CLIENT_CLOSED, "the server closed the connection");
+            end_stream(c, SA_CLIENT_ERROR, why);
         return c->end_status;
     }
     enum sa_decode_status status =

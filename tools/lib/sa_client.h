@@ -44,12 +44,27 @@ enum sa_client_status {
 
 typedef struct sa_client sa_client;
 
+/* How to secure a connection with TLS (1.2 at least). Unless `insecure`,
+ * the server's certificate must chain to a CA of `ca_file` (NULL: the
+ * system's trust store) and name the host connected to: the DNS name, or
+ * the IP address when the host is an IP literal. A name is sent as SNI. */
+typedef struct sa_client_tls {
+    const char *ca_file;
+    int insecure; /* skip every certificate check */
+} sa_client_tls;
+
 /* ---- blocking API ------------------------------------------------------ */
 
 /* Connects to host:port (name or address, IPv4 or IPv6) within timeout_ms.
  * Returns NULL and writes a message into err on failure. */
 sa_client *sa_client_connect(const char *host, const char *port, int timeout_ms, char *err,
                              size_t errlen);
+/* The same over TLS when `tls` is not NULL: the handshake is done before
+ * it returns, within the same timeout. When it fails because the server's
+ * certificate was refused (untrusted, expired, for another host), err says
+ * why and *cert_refused (when not NULL) is set: trying again cannot help. */
+sa_client *sa_client_connect_tls(const char *host, const char *port, const sa_client_tls *tls,
+                                 int timeout_ms, char *err, size_t errlen, int *cert_refused);
 void sa_client_close(sa_client *c); /* closes the socket and frees */
 
 /* Sends one frame holding `msg`. Blocks until written. */
@@ -113,6 +128,20 @@ sa_client_async *sa_client_async_connect(struct ev_loop *loop, const char *host,
                                          const char *port, int timeout_ms,
                                          const sa_client_async_callbacks *cb, void *arg,
                                          char *err, size_t errlen);
+/* The same over TLS when `tls` is not NULL. Only the TCP connect blocks:
+ * the handshake runs from the loop, and frames sent meanwhile wait in the
+ * write queue until it is done. A failed handshake ends the connection
+ * through on_close with the reason (for a certificate, see
+ * sa_client_async_cert_refused); the caller's own deadline (that of the
+ * hello reply) bounds how long it may take. */
+sa_client_async *sa_client_async_connect_tls(struct ev_loop *loop, const char *host,
+                                             const char *port, const sa_client_tls *tls,
+                                             int timeout_ms,
+                                             const sa_client_async_callbacks *cb, void *arg,
+                                             char *err, size_t errlen);
+/* 1 when the connection ended because the server's certificate was
+ * refused (in on_close and after): trying again cannot help. */
+int sa_client_async_cert_refused(const sa_client_async *c);
 /* Queues `msg` for writing (never blocks). Returns 0 or -1. */
 int sa_client_async_send(sa_client_async *c, const cJSON *msg);
 /* Queues `msg` with a fresh integer id added; returns the id, or -1. */

@@ -1,22 +1,26 @@
 /*
  * libev front end of the client library.
  *
- * Ownership: the sa_client_async owns its socket and decoder (through the
- * core), the read buffer and one reference to every frame in the write
- * queue. sa_client_async_close frees it all; when close is called from
+ * With TLS the handshake runs first, from the watchers; output queued
+ * meanwhile waits for it. TLS may also need the socket readable to go on
+ * writing or writable to go on reading (`write_wants_read`,
+ * `read_wants_write`), and may hold received bytes the socket no longer
+ * shows, so reading goes on while the core has some pending.
+ *
+ * Ownership: the sa_client_async owns its socket, TLS session and decoder
+ * (through the core), the read buffer and one reference to every frame in
+ * the write queue. sa_client_async_close frees it all; when close is called from
  * inside a callback, the object itself is freed when control returns to
  * the watcher callback that made that call (`callback_depth` reaches 0),
  * so nothing on the stack still points at freed memory.
  */
 #include "sa_client.h"
 
-#include <errno.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "sa_client_core.h"
 
@@ -41,6 +45,10 @@ struct sa_client_async {
     unsigned callback_depth;    /* watcher callbacks of ours on the stack */
     int closed_by_caller;       /* sa_client_async_close was called */
     int ended;                  /* the connection is over; on_close was called */
+    int handshaking;            /* TLS handshake not finished yet */
+    int cert_refused;           /* it failed on the server's certificate */
+    int write_wants_read;       /* flushing waits for the socket to be readable */
+    int read_wants_write;       /* reading waits for the socket to be writable */
 };
 
 static void free_output(sa_client_async *c)
@@ -75,19 +83,26 @@ static void end_connection(sa_client_async *c, const char *reason)
 }
 
 /* Writes queued output until done or the socket is full. Returns 0, or -1
- * with errno set. */
-static int flush_output(sa_client_async *c)
+ * with the reason in err. */
+static int flush_output(sa_client_async *c, char *err, size_t errlen)
 {
+    if (c->handshaking)
+        return 0;
     while (c->out_head) {
         const sa_frame *f = c->out_head->frame;
-        ssize_t n = send(c->core.fd, f->bytes + c->out_offset, f->len - c->out_offset,
-                         MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        ssize_t n = sa_client_core_write(&c->core, f->bytes + c->out_offset,
+                                         f->len - c->out_offset, err, errlen);
+        if (n == SA_IO_WANT_WRITE)
             return 0;
-        if (n < 0)
+        if (n == SA_IO_WANT_READ) {
+            c->write_wants_read = 1;
+            return 0;
+        }
+        if (n < 0) {
+            if (n != SA_IO_FAILED)
+                snprintf(err, errlen, "the server closed the connection");
             return -1;
+        }
         c->out_offset += (size_t)n;
         c->out_bytes -= (size_t)n;
         if (c->out_offset == f->len) {
@@ -101,6 +116,19 @@ static int flush_output(sa_client_async *c)
         }
     }
     return 0;
+}
+
+/* The write watcher runs while there is something it can move on. The
+ * handshake steers it itself. */
+static void arm_write_watcher(sa_client_async *c)
+{
+    if (c->handshaking)
+        return;
+    int wanted = c->read_wants_write || (c->out_head && !c->write_wants_read);
+    if (wanted)
+        ev_io_start(c->loop, &c->write_watcher);
+    else
+        ev_io_stop(c->loop, &c->write_watcher);
 }
 
 static void destroy(sa_client_async *c)
@@ -137,7 +165,7 @@ static int enqueue_frame(sa_client_async *c, sa_frame *frame)
         c->out_head = q;
     c->out_tail = q;
     c->out_bytes += frame->len;
-    ev_io_start(c->loop, &c->write_watcher);
+    arm_write_watcher(c);
     return 0;
 }
 
@@ -194,42 +222,111 @@ static int on_payload(void *arg, const unsigned char *payload, size_t len)
     return c->ended || c->closed_by_caller;
 }
 
+/* Reads and decodes what has arrived, until the socket has no more or the
+ * connection is over. */
+static void read_input(sa_client_async *c)
+{
+    char why[256];
+    do {
+        ssize_t got = sa_client_core_read(&c->core, c->read_buffer, SA_CLIENT_READ_CHUNK, why,
+                                          sizeof why);
+        if (got == SA_IO_WANT_READ)
+            return;
+        if (got == SA_IO_WANT_WRITE) {
+            c->read_wants_write = 1;
+            arm_write_watcher(c);
+            return;
+        }
+        if (got == SA_IO_CLOSED) {
+            end_connection(c, "the server closed the connection");
+        } else if (got == SA_IO_RESET) {
+            end_connection(c, "the server reset the connection");
+        } else if (got < 0) {
+            end_connection(c, why);
+        } else {
+            enum sa_decode_status status = sa_decoder_feed(&c->core.decoder, c->read_buffer,
+                                                           (size_t)got, on_payload, c, NULL);
+            if (status != SA_DECODE_OK)
+                end_connection(c, sa_client_core_decode_error(status));
+        }
+    } while (!c->ended && !c->closed_by_caller && sa_client_core_has_pending(&c->core));
+}
+
+/* Writes what it can; a failure ends the connection. */
+static void write_output(sa_client_async *c)
+{
+    char why[256];
+    if (flush_output(c, why, sizeof why) != 0) {
+        end_connection(c, why);
+        return;
+    }
+    arm_write_watcher(c);
+    if (c->drain_fn && !c->handshaking && c->out_bytes <= c->drain_low_water)
+        c->drain_fn(c, c->arg);
+}
+
+/* One step of the TLS handshake; when it is done, the output queued
+ * meanwhile goes out and whatever came with the handshake is read. */
+static void continue_handshake(sa_client_async *c)
+{
+    char why[256];
+    int refused = 0;
+    int step = sa_client_core_handshake(&c->core, why, sizeof why, &refused);
+    if (step == SA_IO_WANT_READ) {
+        ev_io_stop(c->loop, &c->write_watcher);
+        return;
+    }
+    if (step == SA_IO_WANT_WRITE) {
+        ev_io_start(c->loop, &c->write_watcher);
+        return;
+    }
+    if (step != SA_IO_DONE) {
+        char reason[sizeof why + sizeof c->core.endpoint + 32];
+        snprintf(reason, sizeof reason, "TLS with %s failed: %s", c->core.endpoint, why);
+        c->cert_refused = refused;
+        end_connection(c, reason);
+        return;
+    }
+    c->handshaking = 0;
+    write_output(c);
+    if (!c->ended && !c->closed_by_caller)
+        read_input(c);
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
     sa_client_async *c = w->data;
     enter_callback(c);
-    ssize_t got = read(c->core.fd, c->read_buffer, SA_CLIENT_READ_CHUNK);
-    if (got > 0) {
-        enum sa_decode_status status = sa_decoder_feed(&c->core.decoder, c->read_buffer,
-                                                       (size_t)got, on_payload, c, NULL);
-        if (status != SA_DECODE_OK)
-            end_connection(c, sa_client_core_decode_error(status));
-    } else if (got == 0) {
-        end_connection(c, "the server closed the connection");
-    } else if (errno == ECONNRESET) {
-        end_connection(c, "the server reset the connection");
-    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-        end_connection(c, strerror(errno));
+    if (c->handshaking) {
+        continue_handshake(c);
+    } else {
+        if (c->write_wants_read) {
+            c->write_wants_read = 0;
+            write_output(c);
+        }
+        if (!c->ended && !c->closed_by_caller)
+            read_input(c);
     }
     leave_callback(c);
 }
 
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 {
+    (void)loop;
     (void)revents;
     sa_client_async *c = w->data;
     enter_callback(c);
-    if (flush_output(c) != 0) {
-        int e = errno;
-        end_connection(c, e == EPIPE || e == ECONNRESET ? "the server closed the connection"
-                                                        : strerror(e));
+    if (c->handshaking) {
+        continue_handshake(c);
     } else {
-        if (!c->out_head)
-            ev_io_stop(loop, &c->write_watcher);
-        if (c->drain_fn && c->out_bytes <= c->drain_low_water)
-            c->drain_fn(c, c->arg);
+        if (c->read_wants_write) {
+            c->read_wants_write = 0;
+            read_input(c);
+        }
+        if (!c->ended && !c->closed_by_caller)
+            write_output(c);
     }
     leave_callback(c);
 }
@@ -238,6 +335,15 @@ sa_client_async *sa_client_async_connect(struct ev_loop *loop, const char *host,
                                          const char *port, int timeout_ms,
                                          const sa_client_async_callbacks *cb, void *arg,
                                          char *err, size_t errlen)
+{
+    return sa_client_async_connect_tls(loop, host, port, NULL, timeout_ms, cb, arg, err, errlen);
+}
+
+sa_client_async *sa_client_async_connect_tls(struct ev_loop *loop, const char *host,
+                                             const char *port, const sa_client_tls *tls,
+                                             int timeout_ms,
+                                             const sa_client_async_callbacks *cb, void *arg,
+                                             char *err, size_t errlen)
 {
     sa_client_async *c = calloc(1, sizeof *c);
     if (!c || !(c->read_buffer = malloc(SA_CLIENT_READ_CHUNK))) {
@@ -250,6 +356,17 @@ sa_client_async *sa_client_async_connect(struct ev_loop *loop, const char *host,
         free(c);
         return NULL;
     }
+    if (tls) {
+        char why[256];
+        if (sa_client_core_start_tls(&c->core, tls, host, why, sizeof why) != 0) {
+            snprintf(err, errlen, "TLS with %s failed: %s", c->core.endpoint, why);
+            sa_client_core_close(&c->core);
+            free(c->read_buffer);
+            free(c);
+            return NULL;
+        }
+        c->handshaking = 1;
+    }
     c->loop = loop;
     c->cb = *cb;
     c->arg = arg;
@@ -258,7 +375,15 @@ sa_client_async *sa_client_async_connect(struct ev_loop *loop, const char *host,
     c->read_watcher.data = c;
     c->write_watcher.data = c;
     ev_io_start(loop, &c->read_watcher);
+    /* The client speaks first in TLS: the watcher sends the ClientHello. */
+    if (c->handshaking)
+        ev_io_start(loop, &c->write_watcher);
     return c;
+}
+
+int sa_client_async_cert_refused(const sa_client_async *c)
+{
+    return c->cert_refused;
 }
 
 size_t sa_client_async_queued(const sa_client_async *c)
@@ -285,13 +410,13 @@ void sa_client_async_close(sa_client_async *c)
     stop_watchers(c);
     /* Best effort by contract: whatever the socket does not take now, or an
      * error, goes away with the connection. */
+    char ignored[256];
     if (!c->ended)
-        (void)flush_output(c);
+        (void)flush_output(c, ignored, sizeof ignored);
     free_output(c);
     /* The socket closes now; the decoder and read buffer may still be in
      * use by a callback further up the stack, so they go with `c`. */
-    (void)close(c->core.fd); /* releases the descriptor whatever it reports */
-    c->core.fd = -1;
+    sa_client_core_close_socket(&c->core);
     c->closed_by_caller = 1;
     if (c->callback_depth == 0)
         destroy(c);

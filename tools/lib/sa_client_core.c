@@ -22,8 +22,7 @@ int64_t sa_client_core_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Milliseconds left before `deadline` for poll(): -1 when there is none. */
-static int remaining_ms(int64_t deadline)
+int sa_client_core_remaining_ms(int64_t deadline)
 {
     if (deadline < 0)
         return -1;
@@ -48,7 +47,7 @@ static int connect_one(int fd, const struct addrinfo *ai, int64_t deadline)
         return errno;
     for (;;) {
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        int ready = poll(&pfd, 1, remaining_ms(deadline));
+        int ready = poll(&pfd, 1, sa_client_core_remaining_ms(deadline));
         if (ready < 0 && errno == EINTR)
             continue;
         if (ready < 0)
@@ -67,7 +66,7 @@ static int connect_one(int fd, const struct addrinfo *ai, int64_t deadline)
 int sa_client_core_connect(sa_client_core *core, const char *host, const char *port,
                            int timeout_ms, char *err, size_t errlen)
 {
-    char endpoint[320];
+    char endpoint[sizeof core->endpoint];
     format_endpoint(endpoint, sizeof endpoint, host, port);
     int64_t deadline = timeout_ms < 0 ? -1 : sa_client_core_now_ms() + timeout_ms;
 
@@ -113,17 +112,84 @@ int sa_client_core_connect(sa_client_core *core, const char *host, const char *p
         return -1;
     }
     core->fd = fd;
+    core->ssl = NULL;
+    memcpy(core->endpoint, endpoint, sizeof endpoint);
     sa_decoder_init(&core->decoder, SA_DEFAULT_MAX_FRAME);
     atomic_init(&core->next_id, 1);
     return 0;
 }
 
-void sa_client_core_close(sa_client_core *core)
+void sa_client_core_close_socket(sa_client_core *core)
 {
+    if (core->ssl) {
+        if (core->fd >= 0)
+            sa_tls_client_close_notify(core->ssl);
+        SSL_free(core->ssl);
+        core->ssl = NULL;
+    }
     if (core->fd >= 0)
         (void)close(core->fd); /* releases the descriptor whatever it reports */
     core->fd = -1;
+}
+
+void sa_client_core_close(sa_client_core *core)
+{
+    sa_client_core_close_socket(core);
     sa_decoder_free(&core->decoder);
+}
+
+int sa_client_core_start_tls(sa_client_core *core, const sa_client_tls *tls, const char *host,
+                             char *err, size_t errlen)
+{
+    core->ssl = sa_tls_client_new(tls, core->fd, host, err, errlen);
+    return core->ssl ? 0 : -1;
+}
+
+int sa_client_core_handshake(sa_client_core *core, char *err, size_t errlen, int *refused)
+{
+    *refused = 0;
+    return core->ssl ? sa_tls_client_handshake(core->ssl, err, errlen, refused) : SA_IO_DONE;
+}
+
+ssize_t sa_client_core_read(sa_client_core *core, void *buf, size_t len, char *err,
+                            size_t errlen)
+{
+    if (core->ssl)
+        return sa_tls_client_read(core->ssl, buf, len, err, errlen);
+    ssize_t got = recv(core->fd, buf, len, MSG_DONTWAIT);
+    if (got > 0)
+        return got;
+    if (got == 0)
+        return SA_IO_CLOSED;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return SA_IO_WANT_READ;
+    if (errno == ECONNRESET)
+        return SA_IO_RESET;
+    snprintf(err, errlen, "%s", strerror(errno));
+    return SA_IO_FAILED;
+}
+
+ssize_t sa_client_core_write(sa_client_core *core, const void *buf, size_t len, char *err,
+                             size_t errlen)
+{
+    if (core->ssl)
+        return sa_tls_client_write(core->ssl, buf, len, err, errlen);
+    ssize_t sent = send(core->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent >= 0)
+        return sent;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return SA_IO_WANT_WRITE;
+    if (errno == EPIPE)
+        return SA_IO_CLOSED;
+    if (errno == ECONNRESET)
+        return SA_IO_RESET;
+    snprintf(err, errlen, "send failed: %s", strerror(errno));
+    return SA_IO_FAILED;
+}
+
+int sa_client_core_has_pending(const sa_client_core *core)
+{
+    return core->ssl && sa_tls_client_has_pending(core->ssl);
 }
 
 int64_t sa_client_core_next_id(sa_client_core *core)

@@ -1,21 +1,15 @@
 #include "sa_runner_internal.h"
 
 #include <linux/sockios.h> /* SIOCOUTQ */
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include "codec.h"
+#include "sa_client_core.h"
 #include "sa_display.h"
-
-/* Longest heartbeat interval taken from a server, in seconds. */
-#define MAX_HEARTBEAT_S 86400
 
 volatile sig_atomic_t sa_runner_interrupted;
 
@@ -23,6 +17,7 @@ int sa_run_job(const sa_tool_options *opt, const char *program, const sa_job_ops
                void *job)
 {
     sa_runner r = {.opt = opt, .program = program, .ops = ops, .job = job};
+    sa_reconnect_init(&r.reconnect, opt->retries);
     return opt->sync_mode ? sa_run_sync(&r) : sa_run_async(&r);
 }
 
@@ -51,27 +46,13 @@ cJSON *sa_runner_hello(const sa_runner *r)
     return hello;
 }
 
-/* Seconds as a whole number of milliseconds, 0 when absent or absurd. */
-static int64_t seconds_field(const cJSON *obj, const char *key)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(item) || item->valuedouble <= 0 || item->valuedouble > MAX_HEARTBEAT_S)
-        return 0;
-    return (int64_t)(item->valuedouble * 1000);
-}
-
 enum sa_runner_hello_outcome sa_runner_on_hello_reply(sa_runner *r, const cJSON *reply,
                                                       int64_t now_ms)
 {
     const char *type = sa_xfer_string(reply, "type");
     if (type && strcmp(type, "ok") == 0) {
-        const cJSON *heartbeat = cJSON_GetObjectItemCaseSensitive(reply, "heartbeat");
-        r->heartbeat_ms = seconds_field(heartbeat, "interval");
-        r->silence_ms = seconds_field(heartbeat, "timeout");
-        /* The server answers our pings; only a dead link or server stays
-         * silent for its own timeout plus an interval. */
-        if (r->silence_ms > 0)
-            r->silence_ms += r->heartbeat_ms > 0 ? r->heartbeat_ms : r->silence_ms;
+        sa_heartbeat_limits(reply, &r->heartbeat_ms, &r->silence_ms);
+        sa_reconnect_connected(&r->reconnect, now_ms);
         r->last_send_ms = r->last_recv_ms = r->last_ping_ms = r->last_alive_ms = now_ms;
         r->connected_once = 1;
         return SA_RUNNER_HELLO_OK;
@@ -87,23 +68,7 @@ enum sa_runner_hello_outcome sa_runner_on_hello_reply(sa_runner *r, const cJSON 
 
 int64_t sa_runner_next_attempt(sa_runner *r, const char *reason)
 {
-    if (r->retries_used >= r->opt->retries) {
-        if (r->opt->retries > 0)
-            fprintf(stderr, "%s: %s; giving up after %ld retries\n", r->program, reason,
-                    r->retries_used);
-        else
-            fprintf(stderr, "%s: %s\n", r->program, reason);
-        return -1;
-    }
-    int64_t delay = SA_RUNNER_BACKOFF_FIRST_MS;
-    for (long i = 0; i < r->retries_used && delay < SA_RUNNER_BACKOFF_MAX_MS; i++)
-        delay *= 2;
-    if (delay > SA_RUNNER_BACKOFF_MAX_MS)
-        delay = SA_RUNNER_BACKOFF_MAX_MS;
-    r->retries_used++;
-    fprintf(stderr, "%s: %s; reconnecting in %.1f s (retry %ld of %ld)\n", r->program, reason,
-            (double)delay / 1000.0, r->retries_used, r->opt->retries);
-    return delay;
+    return sa_reconnect_next(&r->reconnect, r->program, reason, sa_client_core_now_ms());
 }
 
 void sa_runner_note_backlog(sa_runner *r, int fd, size_t queued, int64_t now_ms)
@@ -124,17 +89,7 @@ void sa_runner_note_pump(sa_runner *r, enum sa_xfer_pump want, int64_t now_ms)
 
 int sa_runner_tune_socket(const sa_runner *r, int fd, int blocking)
 {
-    if (r->silence_ms <= 0)
-        return 0;
-    unsigned int user_timeout = r->silence_ms > UINT32_MAX ? UINT32_MAX
-                                                           : (unsigned int)r->silence_ms;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout) != 0)
-        return -1;
-    if (!blocking)
-        return 0;
-    struct timeval tv = {.tv_sec = r->silence_ms / 1000,
-                         .tv_usec = (suseconds_t)(r->silence_ms % 1000) * 1000};
-    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return sa_tune_socket(fd, r->silence_ms, blocking);
 }
 
 int sa_runner_on_frame(sa_runner *r, const cJSON *frame, int64_t now_ms)

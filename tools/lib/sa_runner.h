@@ -5,11 +5,12 @@
  *
  * The runner connects, says hello, hands the job a transport and every
  * frame, pumps it as it asks (sa_xfer.h), pings an idle server, and notices
- * a silent one. A connection lost after a successful hello is retried up
- * to --retries times in all (waiting 0.2 s, doubling up to 5 s, before
- * each attempt; a name still taken by our old connection counts as a lost
- * attempt): the job is told (on_lost) and gets a new transport (on_ready).
- * A first connection that fails, or any error reply to hello, ends the run
+ * a silent one. A connection lost after a successful hello is retried as
+ * sa_reconnect.h says (backoff, the --retries budget; a name still taken
+ * by our old connection counts as a failed attempt): the job is told
+ * (on_lost) and gets a new transport (on_ready).
+ * A first connection that fails, a server certificate refused (on any
+ * attempt: --tls, sa_tool_tls), or any error reply to hello, ends the run
  * with exit status 1 at once.
  *
  * Messages go to stderr as "PROGRAM: ...". The job prints its own results.

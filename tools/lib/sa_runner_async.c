@@ -201,8 +201,14 @@ static void on_frame(sa_client_async *conn, const cJSON *frame, void *arg)
 
 static void on_close(sa_client_async *conn, const char *reason, void *arg)
 {
-    (void)conn;
     async_run *a = arg;
+    if (sa_client_async_cert_refused(conn)) {
+        /* Not retried: another attempt meets the same certificate. */
+        fprintf(stderr, "%s: %s\n", a->r->program, reason);
+        close_connection(a);
+        end_run(a, SA_EXIT_FAILURE);
+        return;
+    }
     lost(a, a->r->bye_reason[0] ? a->r->bye_reason : reason);
 }
 
@@ -212,9 +218,9 @@ static void attempt(async_run *a)
     char err[512];
     const sa_client_async_callbacks callbacks = {.on_frame = on_frame, .on_close = on_close};
     a->r->bye_reason[0] = '\0';
-    a->conn = sa_client_async_connect(a->loop, a->r->opt->host, a->r->opt->port,
-                                      SA_RUNNER_CONNECT_TIMEOUT_MS, &callbacks, a, err,
-                                      sizeof err);
+    a->conn = sa_client_async_connect_tls(a->loop, a->r->opt->host, a->r->opt->port,
+                                          sa_tool_tls(a->r->opt), SA_RUNNER_CONNECT_TIMEOUT_MS,
+                                          &callbacks, a, err, sizeof err);
     if (!a->conn) {
         lost(a, err);
         return;

@@ -8,14 +8,12 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "sa_reconnect.h"
 #include "sa_runner.h"
 
 /* How long connecting and the hello reply may take. */
 #define SA_RUNNER_CONNECT_TIMEOUT_MS 10000
 #define SA_RUNNER_HELLO_TIMEOUT_MS 10000
-/* Backoff before reconnect attempt n (from 1): FIRST << (n - 1), capped. */
-#define SA_RUNNER_BACKOFF_FIRST_MS 200
-#define SA_RUNNER_BACKOFF_MAX_MS 5000
 /* How often a blocking driver looks at signals while it waits. */
 #define SA_RUNNER_POLL_MS 250
 /* Output backlog that excuses a silent server (see sa_runner_note_backlog):
@@ -29,7 +27,7 @@ typedef struct sa_runner {
     void *job;
 
     int connected_once;   /* a hello succeeded at least once */
-    long retries_used;    /* reconnect attempts so far, of opt->retries */
+    sa_reconnect reconnect; /* backoff and the --retries budget */
     int64_t heartbeat_ms; /* the server's interval; 0: no pings */
     int64_t silence_ms;   /* give up on a server with no sign of life this long; 0: never */
     int64_t last_send_ms, last_recv_ms, last_ping_ms;
@@ -85,11 +83,7 @@ void sa_runner_note_backlog(sa_runner *r, int fd, size_t queued, int64_t now_ms)
  * life too. */
 void sa_runner_note_pump(sa_runner *r, enum sa_xfer_pump want, int64_t now_ms);
 
-/* After hello: output the server leaves unacknowledged for the silence
- * limit ends the connection (TCP_USER_TIMEOUT), and for the blocking
- * client (`blocking`) so does a send that cannot move that long
- * (SO_SNDTIMEO), since no heartbeat is looked at while it blocks.
- * Returns 0 or -1 with errno set. */
+/* After hello: sa_tune_socket with the server's silence limit. */
 int sa_runner_tune_socket(const sa_runner *r, int fd, int blocking);
 
 /* Heartbeat duties: 1 when a ping is due now, either because we have

@@ -120,10 +120,17 @@ static sa_client *open_session(sa_runner *r, cJSON **reply, int *fatal, char *re
                                size_t reasonlen)
 {
     *fatal = 0;
-    sa_client *conn = sa_client_connect(r->opt->host, r->opt->port,
-                                        SA_RUNNER_CONNECT_TIMEOUT_MS, reason, reasonlen);
-    if (!conn)
+    int refused = 0;
+    sa_client *conn = sa_client_connect_tls(r->opt->host, r->opt->port, sa_tool_tls(r->opt),
+                                            SA_RUNNER_CONNECT_TIMEOUT_MS, reason, reasonlen,
+                                            &refused);
+    if (!conn) {
+        if (refused) {
+            fprintf(stderr, "%s: %s\n", r->program, reason);
+            *fatal = 1;
+        }
         return NULL;
+    }
     cJSON *hello = sa_runner_hello(r); /* ours; deleted below */
     if (!hello) {
         snprintf(reason, reasonlen, "out of memory");

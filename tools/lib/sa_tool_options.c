@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sa_tls_client.h"
+
 void sa_tool_options_init(sa_tool_options *o)
 {
     *o = (sa_tool_options){.host = "127.0.0.1", .port = "5050", .retries = 10};
@@ -82,12 +84,16 @@ int sa_tool_options_handle(sa_tool_options *o, const sa_tool_info *info, int c, 
         return print_and_exit(line);
     }
     case SA_OPT_TLS:
-        return sa_tool_usage_error(info, "%s: TLS is not supported by this build yet", "--tls");
+        o->use_tls = 1;
+        return SA_TOOL_CONTINUE;
     case SA_OPT_CA:
-        return sa_tool_usage_error(info, "%s: TLS is not supported by this build yet", "--ca");
+        if (!*arg)
+            return sa_tool_usage_error(info, "--ca: must not be empty");
+        o->tls.ca_file = arg;
+        return SA_TOOL_CONTINUE;
     case SA_OPT_INSECURE:
-        return sa_tool_usage_error(info, "%s: TLS is not supported by this build yet",
-                                   "--insecure");
+        o->tls.insecure = 1;
+        return SA_TOOL_CONTINUE;
     case '?':
     case ':': /* getopt_long has said what is wrong */
         fprintf(stderr, "Try '%s --help' for more information.\n", info->program);
@@ -103,6 +109,22 @@ static const char *non_empty_env(const char *name)
     return value && *value ? value : NULL;
 }
 
+static int check_tls(const sa_tool_options *o, const sa_tool_info *info)
+{
+    if (!o->use_tls && (o->tls.ca_file || o->tls.insecure))
+        return sa_tool_usage_error(info, "%s needs --tls", o->tls.ca_file ? "--ca" : "--insecure");
+    if (o->tls.insecure) {
+        fprintf(stderr, "%s: warning: --insecure: the server's certificate and name are not "
+                        "checked; anyone on the way can read and change the traffic\n",
+                info->program);
+        return SA_TOOL_CONTINUE;
+    }
+    char err[512];
+    if (o->tls.ca_file && sa_tls_client_check_ca_file(o->tls.ca_file, err, sizeof err) != 0)
+        return sa_tool_usage_error(info, "--ca: %s", err);
+    return SA_TOOL_CONTINUE;
+}
+
 int sa_tool_options_finish(sa_tool_options *o, const sa_tool_info *info)
 {
     if (!o->name)
@@ -111,7 +133,12 @@ int sa_tool_options_finish(sa_tool_options *o, const sa_tool_info *info)
         return sa_tool_usage_error(info, "--name is required ($USER is not set)");
     if (!o->token)
         o->token = non_empty_env("SA_TOKEN");
-    return SA_TOOL_CONTINUE;
+    return check_tls(o, info);
+}
+
+const sa_client_tls *sa_tool_tls(const sa_tool_options *o)
+{
+    return o->use_tls ? &o->tls : NULL;
 }
 
 int sa_tool_open_standard_fds(void)

@@ -1,7 +1,7 @@
 /*
  * The command-line options every client tool shares (INTERFACE.md "Client
  * tools (common options)"): --host --port --name --token --mode --retries,
- * the refused TLS options, --help and --version. Each tool puts
+ * --tls --ca --insecure, --help and --version. Each tool puts
  * SA_TOOL_COMMON_OPTIONS into its getopt_long table, numbers its own long
  * options from SA_OPT_FIRST_TOOL, and hands every getopt_long result to
  * sa_tool_options_handle first.
@@ -10,6 +10,8 @@
 #define SA_TOOL_OPTIONS_H
 
 #include <getopt.h>
+
+#include "sa_client.h"
 
 #define SA_EXIT_FAILURE 1
 #define SA_EXIT_USAGE 2
@@ -23,6 +25,8 @@ typedef struct sa_tool_options {
     const char *token; /* --token, else $SA_TOKEN, else NULL */
     int sync_mode;     /* --mode sync; default async */
     long retries;      /* default 10 */
+    int use_tls;       /* --tls */
+    sa_client_tls tls; /* --ca, --insecure; used only with --tls */
 } sa_tool_options;
 
 /* How a tool introduces itself in messages, --help and --version. */
@@ -57,6 +61,15 @@ enum sa_tool_option_id {
         {"tls", no_argument, NULL, SA_OPT_TLS}, {"ca", required_argument, NULL, SA_OPT_CA},    \
         {"insecure", no_argument, NULL, SA_OPT_INSECURE}
 
+/* The --help lines of the TLS options, the same in every tool. */
+#define SA_TOOL_TLS_USAGE                                                                      \
+    "  --tls            connect with TLS; the server's certificate must be signed\n"          \
+    "                   by a trusted CA and name --host (its DNS name or IP\n"                \
+    "                   address), else the program ends at once (exit status 1)\n"          \
+    "  --ca FILE        trust the CA certificates in FILE (PEM), not the system's\n"         \
+    "                   (a FILE without one: exit status 2)\n"                              \
+    "  --insecure       with --tls: check neither certificate nor name (warns)\n"
+
 /* The short options string for getopt_long. */
 #define SA_TOOL_SHORT_OPTIONS "h"
 
@@ -67,11 +80,16 @@ enum sa_tool_option_id {
 void sa_tool_options_init(sa_tool_options *o);
 /* Handles getopt_long's result `c` (with `arg` = optarg) when it is a
  * common option, '?' or ':'. --help and --version print and return 0; a
- * bad value or a TLS option prints why and returns SA_EXIT_USAGE. */
+ * bad value prints why and returns SA_EXIT_USAGE. */
 int sa_tool_options_handle(sa_tool_options *o, const sa_tool_info *info, int c, const char *arg);
 /* After the last option: fills --name from $USER and --token from
- * $SA_TOKEN. Returns SA_TOOL_CONTINUE, or SA_EXIT_USAGE after saying why. */
+ * $SA_TOKEN, refuses --ca and --insecure without --tls and a --ca file
+ * that holds no certificate, and warns on stderr that --insecure checks
+ * nothing. Returns SA_TOOL_CONTINUE, or SA_EXIT_USAGE after saying why. */
 int sa_tool_options_finish(sa_tool_options *o, const sa_tool_info *info);
+
+/* The TLS settings to connect with, or NULL for plain TCP. */
+const sa_client_tls *sa_tool_tls(const sa_tool_options *o);
 
 /* Prints "PROGRAM: message" and the --help hint on stderr; returns
  * SA_EXIT_USAGE. */

@@ -46,8 +46,12 @@ int main(int argc, char **argv)
         return 1;
     }
     cJSON *summary = report_new(&opt);
-    status = opt.workload == BENCH_CONNS ? run_conns(&opt, proto, loop, summary)
-                                         : run_fanout(&opt, proto, loop, summary);
+    if (opt.workload == BENCH_FILES)
+        status = run_files(&opt, summary);
+    else if (opt.workload == BENCH_CONNS)
+        status = run_conns(&opt, proto, loop, summary);
+    else
+        status = run_fanout(&opt, proto, loop, summary);
     report_num(summary, "status", status, 0);
     report_print(summary, opt.json);
     cJSON_Delete(summary);

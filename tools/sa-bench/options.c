@@ -17,7 +17,7 @@ static const char usage_text[] =
     "  --host H            server address (default 127.0.0.1)\n"
     "  --port P            server port (default 5050; 6379 for redis, 1883 for mosquitto)\n"
     "  --target T          syncasync | redis | mosquitto (default syncasync)\n"
-    "  --workload W        fanout | conns (default fanout)\n"
+    "  --workload W        fanout | conns | files (default fanout)\n"
     "\n"
     "fanout: S subscribers in one room, P senders, M messages of B bytes each.\n"
     "  -S N                subscribers (default 100)\n"
@@ -47,6 +47,12 @@ static const char usage_text[] =
     "  --server-pid PID    read the server's VmRSS before and after (RSS per connection);\n"
     "                      with fanout, the server's CPU use is reported\n"
     "\n"
+    "files: one file of random bytes uploaded, then downloaded by the same user, with\n"
+    "  the client library of sa-send and sa-recv; SHA-256 checked both ways (syncasync\n"
+    "  only; the server needs the file plugin). Seconds and MiB/s of each.\n"
+    "  --mib N             the file's size in MiB (default 256)\n"
+    "  --mode sync|async   the client library's blocking or libev core (default async)\n"
+    "\n"
     "  --concurrency N     connections being set up at once (default 500)\n"
     "  --setup-timeout SEC connecting and logging in everyone (default 60)\n"
     "  --seed N            names, client ids and padding derive from it (default: clock)\n"
@@ -72,7 +78,7 @@ const char *bench_target_name(enum bench_target target)
 
 const char *bench_workload_name(enum bench_workload workload)
 {
-    return workload == BENCH_CONNS ? "conns" : "fanout";
+    return workload == BENCH_CONNS ? "conns" : workload == BENCH_FILES ? "files" : "fanout";
 }
 
 /* Whole number in [min, max]. */
@@ -119,7 +125,7 @@ static int parse_double(const char *name, const char *text, double min, double m
 enum {
     OPT_HOST = 256, OPT_PORT, OPT_TARGET, OPT_WORKLOAD, OPT_RATE, OPT_WINDOW, OPT_DURATION,
     OPT_DRAIN, OPT_ROOM, OPT_SOURCES, OPT_SERVER_PID, OPT_CONCURRENCY, OPT_SETUP_TIMEOUT,
-    OPT_SEED, OPT_JSON, OPT_ROOMS, OPT_CHAT, OPT_HELP, OPT_VERSION
+    OPT_SEED, OPT_JSON, OPT_ROOMS, OPT_CHAT, OPT_MIB, OPT_MODE, OPT_HELP, OPT_VERSION
 };
 
 static const struct option long_options[] = {
@@ -140,6 +146,8 @@ static const struct option long_options[] = {
     {"setup-timeout", required_argument, NULL, OPT_SETUP_TIMEOUT},
     {"seed", required_argument, NULL, OPT_SEED},
     {"json", no_argument, NULL, OPT_JSON},
+    {"mib", required_argument, NULL, OPT_MIB},
+    {"mode", required_argument, NULL, OPT_MODE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -192,8 +200,11 @@ static int apply_option(int opt_char, const char *arg, bench_options *opt, bool 
             opt->workload = BENCH_FANOUT;
         else if (strcmp(arg, "conns") == 0)
             opt->workload = BENCH_CONNS;
+        else if (strcmp(arg, "files") == 0)
+            opt->workload = BENCH_FILES;
         else {
-            fprintf(stderr, "sa-bench: --workload is fanout or conns, not \"%s\"\n", arg);
+            fprintf(stderr, "sa-bench: --workload is fanout, conns or files, not \"%s\"\n",
+                    arg);
             return -1;
         }
         return 0;
@@ -244,6 +255,15 @@ static int apply_option(int opt_char, const char *arg, bench_options *opt, bool 
     case OPT_JSON:
         opt->json = true;
         return 0;
+    case OPT_MIB:
+        return parse_u64("--mib", arg, 1, UINT64_C(1) << 22, &opt->file_mib);
+    case OPT_MODE:
+        if (strcmp(arg, "sync") != 0 && strcmp(arg, "async") != 0) {
+            fprintf(stderr, "sa-bench: --mode is sync or async, not \"%s\"\n", arg);
+            return -1;
+        }
+        opt->blocking_client = strcmp(arg, "sync") == 0;
+        return 0;
     default:
         return -1;
     }
@@ -268,6 +288,7 @@ int bench_parse_options(int argc, char **argv, bench_options *opt)
         .connections = 1000,
         .concurrency = 500,
         .setup_timeout = 60,
+        .file_mib = 256,
     };
     bool port_given = false, seed_given = false;
     optind = 1;
@@ -298,6 +319,10 @@ int bench_parse_options(int argc, char **argv, bench_options *opt)
         /* A Redis subscriber cannot publish on the same connection, and an
          * MQTT client would get its own messages back. */
         fprintf(stderr, "sa-bench: --chat works with --target syncasync only\n");
+        return 2;
+    }
+    if (opt->workload == BENCH_FILES && opt->target != BENCH_SYNCASYNC) {
+        fprintf(stderr, "sa-bench: --workload files works with --target syncasync only\n");
         return 2;
     }
     if (!port_given && opt->target == BENCH_REDIS)

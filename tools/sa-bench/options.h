@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum bench_workload { BENCH_FANOUT, BENCH_CONNS };
+enum bench_workload { BENCH_FANOUT, BENCH_CONNS, BENCH_FILES };
 
 enum bench_target { BENCH_SYNCASYNC, BENCH_REDIS, BENCH_MOSQUITTO };
 
@@ -32,6 +32,8 @@ typedef struct bench_options {
     long server_pid;        /* --server-pid; 0 = none */
     uint64_t seed;          /* --seed; made up from the clock when absent */
     bool json;              /* --json: the summary JSON alone */
+    uint64_t file_mib;      /* --mib: size of the files workload's file */
+    bool blocking_client;   /* --mode sync: the files workload's blocking client core */
 } bench_options;
 
 /* Fills opt from argv. Returns -1 to go on, or the exit status to end with:

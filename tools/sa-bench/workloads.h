@@ -21,4 +21,8 @@ int run_fanout(const bench_options *opt, const bench_proto *proto, struct ev_loo
 int run_conns(const bench_options *opt, const bench_proto *proto, struct ev_loop *loop,
               cJSON *summary);
 
+/* files.c: one file of --mib MiB uploaded, then downloaded, SHA-256
+ * checked both ways; seconds and MiB/s of each (syncasync only). */
+int run_files(const bench_options *opt, cJSON *summary);
+
 #endif

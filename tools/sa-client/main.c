@@ -25,15 +25,15 @@ static const char usage_text[] =
     "  --token TOKEN    authentication token (default $SA_TOKEN)\n"
     "  --mode sync|async  blocking client core with a receiving thread, or one\n"
     "                   event loop (default async); the output is the same\n"
-    "  --retries N      reconnection attempts (default 10); accepted and checked,\n"
-    "                   but reconnecting is not implemented yet: a connection\n"
-    "                   lost after hello ends the program with exit status 1\n"
+    "  --retries N      after a connection lost once hello succeeded, reconnect\n"
+    "                   (rejoining the rooms, setting the status again), at\n"
+    "                   most N attempts (default 10; counted again after 60 s\n"
+    "                   connected; waits 0.2 s, doubling up to 5 s)\n"
     "  --room ROOM      room to join and talk in when the server has rooms\n"
     "                   (default lobby)\n"
     "  --json           print every frame received as one JSON line instead;\n"
     "                   the client's own notices then go to stderr\n"
-    "  --tls, --ca FILE, --insecure\n"
-    "                   TLS: not supported by this build yet (exit status 2)\n"
+    SA_TOOL_TLS_USAGE
     "  -h, --help       show this help and exit\n"
     "  --version        show the version and exit\n"
     "\n"
@@ -51,6 +51,9 @@ static const char usage_text[] =
     "pending lines are sent and their replies awaited (at most 5 seconds), and\n"
     "running transfers finish (as long as they make progress) before the\n"
     "connection is closed.\n"
+    "While disconnected, up to 100 lines typed are kept and sent once the\n"
+    "session is back; /quit then ends at once. Reconnecting is reported on\n"
+    "stderr (sa-client: connection lost: ...; sa-client: reconnected; ...).\n"
     "\n"
     "Output: [ROOM] <alice> text, [dm] <alice> text, * alice joined ROOM,\n"
     "* alice left ROOM, * alice is away (text), ! code: message for errors,\n"
@@ -59,7 +62,8 @@ static const char usage_text[] =
     "Control characters in what the server sends are shown escaped.\n"
     "\n"
     "Exit status: 0 after /quit or end of input, 1 when the server cannot be\n"
-    "reached, refuses hello or the connection is lost, 2 on bad usage.\n";
+    "reached, refuses hello or the connection is lost beyond --retries, 2 on\n"
+    "bad usage.\n";
 
 static const sa_tool_info info = {"sa-client", SA_VERSION, usage_text};
 

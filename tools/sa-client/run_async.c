@@ -4,10 +4,12 @@
  * deadline (hello reply, quit). File transfers run in an idle watcher, a
  * piece at a time (ui_pump), so the chat never waits for them; an upload
  * that filled the write queue is resumed by the library's drain callback.
- * After every event, sync_watchers() makes the watchers match the ui.
+ * After every event, sync_watchers() makes the watchers match the ui; it
+ * also closes a lost connection and makes the next one when the ui asks
+ * (the connect itself blocks, up to SA_CLIENT_CONNECT_TIMEOUT_MS).
  *
- * Ownership: run_async owns the loop, the connection and the stdin buffer,
- * and frees them before returning.
+ * Ownership: run_async owns the loop, the connection (NULL between two)
+ * and the stdin buffer, and frees them before returning.
  */
 #include <errno.h>
 #include <ev.h>
@@ -18,10 +20,11 @@
 
 #include "drivers.h"
 #include "sa_client.h"
+#include "sa_reconnect.h"
 
 typedef struct async_run {
     struct ev_loop *loop;
-    sa_client_async *conn;
+    sa_client_async *conn; /* NULL between connections */
     ui ui;
     ev_io stdin_watcher;
     ev_timer heartbeat_timer;
@@ -35,24 +38,73 @@ typedef struct async_run {
 static int64_t transport_request(void *ctx, const cJSON *msg)
 {
     async_run *run = ctx;
-    return sa_client_async_request(run->conn, msg);
+    return run->conn ? sa_client_async_request(run->conn, msg) : -1;
 }
 
 static int transport_send(void *ctx, const cJSON *msg)
 {
     async_run *run = ctx;
-    return sa_client_async_send(run->conn, msg);
+    return run->conn ? sa_client_async_send(run->conn, msg) : -1;
 }
 
 static size_t transport_queued(void *ctx)
 {
     async_run *run = ctx;
-    return sa_client_async_queued(run->conn);
+    return run->conn ? sa_client_async_queued(run->conn) : 0;
+}
+
+static int transport_tune(void *ctx, int64_t silence_ms)
+{
+    async_run *run = ctx;
+    return run->conn ? sa_tune_socket(sa_client_async_fd(run->conn), silence_ms, 0) : 0;
+}
+
+static void on_frame(sa_client_async *conn, const cJSON *frame, void *arg);
+static void on_close(sa_client_async *conn, const char *reason, void *arg);
+static void on_drain(sa_client_async *conn, void *arg);
+
+/* Connects and says hello, or tells the ui why not. Returns 0, or -1
+ * when even the first connection failed (said why). */
+static int open_connection(async_run *run)
+{
+    const sa_tool_options *common = &run->ui.opt->common;
+    char err[512];
+    const sa_client_async_callbacks callbacks = {.on_frame = on_frame, .on_close = on_close};
+    run->conn = sa_client_async_connect_tls(run->loop, common->host, common->port,
+                                            sa_tool_tls(common), SA_CLIENT_CONNECT_TIMEOUT_MS,
+                                            &callbacks, run, err, sizeof err);
+    if (!run->conn) {
+        if (!run->ui.connected_once) {
+            fprintf(stderr, "sa-client: %s\n", err);
+            return -1;
+        }
+        ui_on_connect_failed(&run->ui, err, ui_now_ms());
+        return 0;
+    }
+    sa_client_async_set_drain(run->conn, SA_XFER_QUEUE_LIMIT / 2, on_drain);
+    ui_start(&run->ui, ui_now_ms());
+    return 0;
+}
+
+/* Closes a connection the ui is done with, and makes the next one when it
+ * is due. */
+static void manage_connection(async_run *run)
+{
+    for (;;) {
+        if (run->conn && !ui_connected(&run->ui)) {
+            sa_client_async_close(run->conn); /* safe from the library's callbacks */
+            run->conn = NULL;
+        }
+        if (!ui_wants_connect(&run->ui))
+            return;
+        (void)open_connection(run); /* not the first: the ui counts a failure */
+    }
 }
 
 static void sync_watchers(async_run *run)
 {
     ui *u = &run->ui;
+    manage_connection(run);
     if (u->phase == UI_DONE) {
         ev_io_stop(run->loop, &run->stdin_watcher);
         ev_timer_stop(run->loop, &run->heartbeat_timer);
@@ -70,10 +122,15 @@ static void sync_watchers(async_run *run)
     else
         ev_io_stop(run->loop, &run->stdin_watcher);
     if (!ev_is_active(&run->heartbeat_timer)) {
+        enum ui_phase before = u->phase;
         int64_t delay = ui_heartbeat(u, ui_now_ms());
         if (delay >= 0) {
             ev_timer_set(&run->heartbeat_timer, (double)delay / 1000.0, 0.0);
             ev_timer_start(run->loop, &run->heartbeat_timer);
+        } else if (u->phase != before) {
+            /* The server fell silent: the connection is lost. */
+            sync_watchers(run);
+            return;
         }
     }
     int64_t deadline = ui_deadline(u);
@@ -98,9 +155,11 @@ static void on_frame(sa_client_async *conn, const cJSON *frame, void *arg)
 
 static void on_close(sa_client_async *conn, const char *reason, void *arg)
 {
-    (void)conn;
     async_run *run = arg;
-    ui_on_connection_lost(&run->ui, reason);
+    if (sa_client_async_cert_refused(conn))
+        ui_on_fatal(&run->ui, reason); /* another attempt meets the same certificate */
+    else
+        ui_on_connection_lost(&run->ui, reason);
     sync_watchers(run);
 }
 
@@ -178,19 +237,8 @@ int run_async(const client_options *opt)
             ev_loop_destroy(run.loop);
         return 1;
     }
-    char err[512];
-    const sa_client_async_callbacks callbacks = {.on_frame = on_frame, .on_close = on_close};
-    run.conn = sa_client_async_connect(run.loop, opt->common.host, opt->common.port,
-                                       SA_CLIENT_CONNECT_TIMEOUT_MS, &callbacks, &run, err,
-                                       sizeof err);
-    if (!run.conn) {
-        fprintf(stderr, "sa-client: %s\n", err);
-        free(run.stdin_buffer);
-        ev_loop_destroy(run.loop);
-        return 1;
-    }
-    sa_client_async_set_drain(run.conn, SA_XFER_QUEUE_LIMIT / 2, on_drain);
-    const ui_transport transport = {transport_request, transport_send, transport_queued, &run};
+    const ui_transport transport = {transport_request, transport_send, transport_queued,
+                                    transport_tune, &run};
     ui_init(&run.ui, opt, &transport);
     ev_io_init(&run.stdin_watcher, on_stdin, STDIN_FILENO, EV_READ);
     ev_init(&run.heartbeat_timer, on_heartbeat);
@@ -202,13 +250,19 @@ int run_async(const client_options *opt)
     run.deadline_timer.data = &run;
     run.pump_idle.data = &run;
 
-    ui_start(&run.ui, ui_now_ms());
+    if (open_connection(&run) != 0) {
+        ui_free(&run.ui);
+        free(run.stdin_buffer);
+        ev_loop_destroy(run.loop);
+        return 1;
+    }
     sync_watchers(&run);
     if (run.ui.phase != UI_DONE)
         ev_run(run.loop, 0);
 
     int status = run.ui.exit_status;
-    sa_client_async_close(run.conn);
+    if (run.conn)
+        sa_client_async_close(run.conn);
     ui_free(&run.ui);
     free(run.stdin_buffer);
     ev_loop_destroy(run.loop);

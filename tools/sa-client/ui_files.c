@@ -26,6 +26,7 @@ struct ui_transfer {
     char *dir;             /* /get: the folder as typed */
     int dirfd;             /* /get; -1 otherwise */
     int64_t lookup_id;     /* /get: the `files` request finding the name; -1 once answered */
+    int lookup_lost;       /* /get: that request went with a lost connection */
 };
 
 /* ---- the transport the transfers use: the ui's, minding the heartbeat ---- */
@@ -224,6 +225,17 @@ static int downloading(const ui *u, const char *file_id)
     return 0;
 }
 
+/* The name (to resume its .part) comes from the list of files. Returns 0
+ * or -1 when the request could not be sent. */
+static int send_lookup(ui *u, ui_transfer *t)
+{
+    cJSON *files = cJSON_CreateObject(); /* ours; deleted below */
+    if (files && cJSON_AddStringToObject(files, "type", "files"))
+        t->lookup_id = xfer_request(u, files);
+    cJSON_Delete(files);
+    return t->lookup_id < 0 ? -1 : 0;
+}
+
 void ui_files_get(ui *u, const char *file_id, const char *dir, int64_t now_ms)
 {
     if (downloading(u, file_id)) {
@@ -245,12 +257,7 @@ void ui_files_get(ui *u, const char *file_id, const char *dir, int64_t now_ms)
         free_transfer(t);
         return;
     }
-    /* The name (to resume its .part) comes from the list of files. */
-    cJSON *files = cJSON_CreateObject(); /* ours; deleted below */
-    if (files && cJSON_AddStringToObject(files, "type", "files"))
-        t->lookup_id = xfer_request(u, files);
-    cJSON_Delete(files);
-    if (t->lookup_id < 0) {
+    if (send_lookup(u, t) != 0) {
         failure_notice(u, "get", file_id, "could not send the request");
         free_transfer(t);
         return;
@@ -325,6 +332,41 @@ int ui_files_on_frame(ui *u, const cJSON *frame, int64_t now_ms)
     return 0;
 }
 
+void ui_files_on_lost(ui *u)
+{
+    for (ui_transfer *t = u->transfers; t; t = t->next) {
+        if (t->upload)
+            sa_upload_stop(t->upload);
+        else if (t->download)
+            sa_download_stop(t->download);
+        else if (t->lookup_id >= 0)
+            t->lookup_lost = 1;
+        t->lookup_id = -1;
+    }
+    u->pump_wanted = 0;
+}
+
+void ui_files_resume(ui *u)
+{
+    const sa_xfer_transport transport = xfer_transport(u);
+    ui_transfer *next;
+    for (ui_transfer *t = u->transfers; t; t = next) {
+        next = t->next; /* a failed lookup frees t */
+        if (t->upload) {
+            sa_upload_start(t->upload, &transport, u->max_frame);
+        } else if (t->download) {
+            sa_download_start(t->download, &transport);
+        } else if (t->lookup_lost) {
+            t->lookup_lost = 0;
+            if (send_lookup(u, t) != 0) {
+                failure_notice(u, "get", t->file_id, "could not send the request");
+                remove_transfer(u, t);
+            }
+        }
+    }
+    u->pump_wanted = u->transfers != NULL;
+}
+
 int ui_wants_pump(const ui *u)
 {
     return u->pump_wanted && u->transfers && (u->phase == UI_READY || u->phase == UI_QUITTING);
@@ -348,8 +390,12 @@ enum sa_xfer_pump ui_pump(ui *u, int64_t now_ms)
         if (want == SA_XFER_AGAIN || (want == SA_XFER_BLOCKED && result == SA_XFER_IDLE))
             result = want;
     }
-    if (result != SA_XFER_IDLE)
+    if (result != SA_XFER_IDLE) {
         note_progress(u, now_ms);
+        /* While we stream data the server has nothing to say but pongs,
+         * and those wait behind the data: progress is a sign of life. */
+        u->last_alive_ms = now_ms;
+    }
     u->pump_wanted = result == SA_XFER_AGAIN;
     return result;
 }

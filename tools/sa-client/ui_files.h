@@ -36,6 +36,11 @@ void ui_files_get(ui *u, const char *file_id, const char *dir, int64_t now_ms);
 /* Offers a frame to the transfers; 1 when it was theirs and shows nothing
  * (a chunk, a lookup, an ok), 0 when it is to be shown as usual. */
 int ui_files_on_frame(ui *u, const cJSON *frame, int64_t now_ms);
+/* The connection is gone: the transfers wait. */
+void ui_files_on_lost(ui *u);
+/* Reconnected (and back in the rooms): the transfers go on where the
+ * server and the .part files say. */
+void ui_files_resume(ui *u);
 /* 1 while a transfer runs. */
 int ui_files_active(const ui *u);
 /* Says which transfers the quit sequence leaves unfinished, and frees
