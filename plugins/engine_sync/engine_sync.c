@@ -2,7 +2,8 @@
  * The sync engine: a thread per client with blocking sockets.
  *
  * run() is the accept loop and the reaper. Each accepted client gets a
- * reader thread (its serial lane) and a writer thread (see sync_conn.h).
+ * reader thread (its serial lane) and, once a frame has to wait for the
+ * socket, a writer thread (see sync_conn.h).
  * A reader that has finished puts its connection on the `finished` list and
  * wakes run(), which joins it and frees the connection, so no thread of this
  * plugin is left running once run() returns.

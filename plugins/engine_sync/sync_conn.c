@@ -4,7 +4,8 @@
  * to or close this or any other connection, which takes connection locks.
  * Under the lock the only core calls are frame_ref, frame_unref and log,
  * which never come back into the engine. Blocking calls (poll, recv,
- * sendmsg, join) are made with the lock released; shutdown() and close() of
+ * sendmsg, join) are made with the lock released (write_through_locked's
+ * send does not block); shutdown() and close() of
  * the socket are made with it held, so that no thread can shut down a
  * descriptor number the reader has already closed and the kernel reused.
  */
@@ -169,6 +170,48 @@ static int drop_for_sendq(sa_conn *c)
     return -1;
 }
 
+static void *writer_main(void *arg);
+static void *tls_writer_main(void *arg);
+static int create_client_thread(pthread_t *thread, void *(*fn)(void *), sa_conn *c);
+
+/* Lock held. A plain connection gets its writer thread only once a frame
+ * has to wait (write_through_locked could not finish it) or the close
+ * needs one: most connections never block, and an idle thread costs a
+ * stack and a kernel task. Returns 0 when the writer runs. */
+static int ensure_writer_locked(sa_conn *c)
+{
+    if (c->writer_started)
+        return 0;
+    int rc = create_client_thread(&c->writer, c->tls ? tls_writer_main : writer_main, c);
+    if (rc != 0) {
+        c->core->log(SA_LOG_ERROR, "cannot start a writer thread: %s", strerror(rc));
+        return -1;
+    }
+    c->writer_started = true;
+    return 0;
+}
+
+/* The connection whose reader runs on this thread (its lane), if any. */
+static __thread sa_conn *lane_conn;
+
+/* Lock held. When nothing is queued or being written, the sending thread
+ * hands the frame to the kernel itself, without waiting: waking the writer
+ * costs a context switch per frame, which is what made this engine slow at
+ * fanning out (docs/benchmarks.md). Whatever the socket does not take now
+ * (full buffer, an error) is left to the writer, which blocks or reports
+ * as before. Not on a connection's own lane: a handler streaming to its
+ * session (a download) paces itself on session_queued, which bytes
+ * written through would never reach, so the stream would hold the lane
+ * while the client kept up. Not on TLS either: the writer encrypts frames
+ * in order. Returns the bytes written. */
+static size_t write_through_locked(sa_conn *c, const sa_frame *f)
+{
+    if (c == lane_conn || c->tls || c->fd < 0 || c->queue.count > 0 || c->in_flight > 0)
+        return 0;
+    ssize_t sent = send(c->fd, f->bytes, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return sent > 0 ? (size_t)sent : 0;
+}
+
 int sync_conn_send(sa_conn *c, sa_frame *f)
 {
     const sa_engine_core *core = c->core;
@@ -185,15 +228,22 @@ int sync_conn_send(sa_conn *c, sa_frame *f)
         pthread_mutex_unlock(&c->lock);
         return drop_for_sendq(c);
     }
-    if (frame_queue_push(&c->queue, f) != 0) {
+    size_t written = write_through_locked(c, f);
+    if (written == f->len) {
+        pthread_mutex_unlock(&c->lock);
+        return 0;
+    }
+    if (ensure_writer_locked(c) != 0 || frame_queue_push(&c->queue, f) != 0) {
         /* A client silently missing a frame is worse than losing it. */
-        core->log(SA_LOG_ERROR, "out of memory queueing a frame: closing the client");
+        core->log(SA_LOG_ERROR, "cannot queue a frame: closing the client");
         close_locked(c);
         pthread_mutex_unlock(&c->lock);
         return -1;
     }
     core->frame_ref(f);
-    c->queued_bytes += f->len;
+    c->queued_bytes += f->len - written;
+    if (written > 0) /* the queue was empty: this frame is its head */
+        c->head_written = written;
     pthread_cond_signal(&c->writer_wake);
     pthread_mutex_unlock(&c->lock);
     return 0;
@@ -573,12 +623,21 @@ static void discard_unread_input(sa_conn *c, unsigned char *buf)
     }
 }
 
-/* Lets the writer flush for at most close_linger_ms, then makes it quit. */
+/* Lets the writer flush for at most close_linger_ms, then makes it quit.
+ * Without a writer, one is started only when something is left to write
+ * (a bye after a drop); otherwise the reader ends the output itself. */
 static void stop_writer(sa_conn *c)
 {
     struct timespec deadline = sync_deadline_in_ms(c->core->config->close_linger_ms);
     pthread_mutex_lock(&c->lock);
     begin_closing_locked(c);
+    if (!c->writer_started && (c->queue.count > 0 || c->final_frame))
+        (void)ensure_writer_locked(c); /* on failure the bye is lost, the close goes on */
+    if (!c->writer_started) {
+        shutdown_locked(c, SHUT_WR);
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
     while (!c->writer_exited) {
         if (pthread_cond_timedwait(&c->writer_gone, &c->lock, &deadline) != 0)
             break;
@@ -599,26 +658,25 @@ static void *reader_main(void *arg)
 {
     sa_conn *c = arg;
     const sa_engine_core *core = c->core;
+    lane_conn = c;
     unsigned char *buf = malloc(RECV_BUFFER_SIZE); /* this thread's; freed below */
-    bool writer_started = false;
-    if (!buf) {
+    bool ready = buf != NULL;
+    if (!buf)
         core->log(SA_LOG_ERROR, "out of memory for a client's read buffer");
-    } else {
-        int rc = create_client_thread(&c->writer, c->tls ? tls_writer_main : writer_main, c);
-        if (rc != 0)
-            core->log(SA_LOG_ERROR, "cannot start a writer thread: %s", strerror(rc));
-        writer_started = rc == 0;
-    }
-
-    if (writer_started) {
-        serve(c, buf);
-        stop_writer(c);
-        discard_unread_input(c, buf);
-    } else {
+    if (ready && c->tls) {
+        /* The handshake's records are the TLS writer's to send. */
         pthread_mutex_lock(&c->lock);
-        begin_closing_locked(c);
+        ready = ensure_writer_locked(c) == 0;
         pthread_mutex_unlock(&c->lock);
     }
+
+    if (ready)
+        serve(c, buf);
+    /* A sender may have started a writer even when this thread could not
+     * serve: it is joined here either way. */
+    stop_writer(c);
+    if (ready)
+        discard_unread_input(c, buf);
     free(buf);
 
     core->closed(c->session);

@@ -10,8 +10,12 @@
  * it, calls core->closed, closes the socket and hands the connection back to
  * the engine, whose reaper joins the reader and frees the connection.
  *
- * The WRITER thread drains the queue with blocking writes, so a slow client
- * only ever blocks its own writer. On a TLS connection it also encrypts the
+ * A frame sent while nothing waits before it is written by the sending
+ * thread itself, without blocking (most frames, when clients keep up).
+ * What the socket does not take goes to the queue, which the WRITER thread
+ * drains with blocking writes, so a slow client only ever blocks its own
+ * writer. The writer is started when first needed: the first frame that
+ * waits, a bye after a drop, or at once on a TLS connection. On a TLS connection it also encrypts the
  * frames as it writes them, and writes the handshake records the reader's
  * input produced (the reader wakes it after each input). send() and close() never block and may
  * be called from any thread.
@@ -34,7 +38,7 @@ struct sa_conn {
     sa_tls *tls;                /* the session's, set before the reader starts; NULL
                                    on a plain connection */
     pthread_t reader;           /* joined by the engine's reaper */
-    pthread_t writer;           /* joined by the reader */
+    pthread_t writer;           /* valid once writer_started; joined by the reader */
     int wake_fd;                /* owned eventfd, set at creation: wakes the reader
                                    when a writable mark is reached */
 
@@ -51,6 +55,7 @@ struct sa_conn {
     bool closing;               /* no more frames accepted; flush, then close */
     bool trim_after_write;      /* a drop happened mid-write: discard the unbegun frames */
     bool writer_abort;          /* the linger is over: the writer must quit now */
+    bool writer_started;        /* `writer` runs or ran: joined by the reader */
     bool writer_exited;
     size_t writable_mark;       /* notify_writable's low water; SIZE_MAX = none */
     bool writable_due;          /* the mark was reached: the reader calls core->writable */
@@ -63,7 +68,7 @@ struct sa_conn {
  * by sync_conn_free. */
 sa_conn *sync_conn_new(sa_engine *engine, const sa_engine_core *core, int fd);
 
-/* Starts the reader thread (which starts the writer), joinable. Returns 0,
+/* Starts the reader thread, joinable. Returns 0,
  * or an error number when the thread could not be created. */
 int sync_conn_start(sa_conn *c);
 
