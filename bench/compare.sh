@@ -138,30 +138,17 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sa-compare.XXXXXX")
 server_pid=
-autogroup_nice=
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 cleanup() {
     stop_server
     rm -rf "$work"
-    if [ -n "$autogroup_nice" ]; then
-        echo "$autogroup_nice" >/proc/self/autogroup 2>/dev/null || true
-    fi
+    restore_priority
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Other work on these CPUs runs in other sessions (autogroups): nice alone
-# would only rank processes inside this session.
-boost=()
-autogroup_nice=
-if [ "$priority" != 0 ] && [ -w /proc/self/autogroup ] &&
-    [ "$(nice -n -20 nice 2>/dev/null)" = -20 ]; then
-    autogroup_nice=$(sed -n 's/.* nice \(-\{0,1\}[0-9]*\).*/\1/p' /proc/self/autogroup)
-    if echo -20 >/proc/self/autogroup 2>/dev/null; then
-        boost=(nice -n -20)
-    else
-        autogroup_nice=
-    fi
-fi
+[ "$priority" = 0 ] || raise_priority
 if [ "$priority" != 0 ] && [ ${#boost[@]} -eq 0 ]; then
     echo "compare: cannot raise the scheduling priority (not root?): other work on" \
         "this machine will show in the results" >&2
@@ -170,42 +157,6 @@ pin_server=("${boost[@]}" "${pin_server[@]}")
 pin_bench=("${boost[@]}" "${pin_bench[@]}")
 
 log() { echo "compare: $*" >&2; }
-
-# A loopback port nobody listens on, below the ephemeral range.
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 12000))
-        ss -Htln "sport = :$port" 2>/dev/null | grep -q . || {
-            echo "$port"
-            return
-        }
-    done
-}
-
-# Waits up to 10 s for something to listen on $1.
-wait_listening() {
-    local _
-    for _ in $(seq 100); do
-        ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
-        kill -0 "$server_pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    kill -TERM "$server_pid" 2>/dev/null || true
-    local _
-    for _ in $(seq 50); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-}
 
 # Starts target $1 on a fresh port: sets server_pid and server_port.
 start_server() {

@@ -47,60 +47,19 @@ ulimit -n 20000
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sa-floor.XXXXXX")
 server_pid=
-autogroup_nice=
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    kill -TERM "$server_pid" 2>/dev/null || true
-    local _
-    for _ in $(seq 50); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-}
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 cleanup() {
     stop_server
     rm -rf "$work"
-    [ -z "$autogroup_nice" ] || echo "$autogroup_nice" >/proc/self/autogroup 2>/dev/null || true
+    restore_priority
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-boost=()
-if [ "${PRIORITY:-1}" != 0 ] && [ -w /proc/self/autogroup ] &&
-    [ "$(nice -n -20 nice 2>/dev/null)" = -20 ]; then
-    autogroup_nice=$(sed -n 's/.* nice \(-\{0,1\}[0-9]*\).*/\1/p' /proc/self/autogroup)
-    if echo -20 >/proc/self/autogroup 2>/dev/null; then
-        boost=(nice -n -20)
-    else
-        autogroup_nice=
-    fi
-fi
+[ "${PRIORITY:-1}" = 0 ] || raise_priority
 pin_server=("${boost[@]}" taskset -c 0)
 pin_bench=("${boost[@]}" taskset -c 1)
-
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 12000))
-        ss -Htln "sport = :$port" 2>/dev/null | grep -q . || {
-            echo "$port"
-            return
-        }
-    done
-}
-
-wait_listening() {
-    local _
-    for _ in $(seq 100); do
-        ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
-        kill -0 "$server_pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
 
 start_server() {
     port=$(free_port)
