@@ -14,7 +14,11 @@
 #
 # Workloads (B = 100-byte texts):
 #   fanout S=100 P=1 and S=1000 P=10 flat out      deliveries/s (higher is better);
-#          the window (256 and 64 per sender) keeps the server busy
+#          S=100 P=1 with windows of 256 and 4096 messages, S=1000 P=10
+#          with 64 per sender; the server CPU table after the main one shows
+#          which runs kept the server busy (at 256 neither SyncAsync nor
+#          Redis is: the loop of send, fan out, deliver, reopen the window
+#          is latency-bound there)
 #   fanout S=100 P=1 paced at 1000 and 10000 msg/s p99 latency (lower is better)
 #   chat: 2000 clients in 20 rooms, 2000 msg/s     p99 latency; SyncAsync only (the
 #          sync engine's target; a peer would need two connections per client)
@@ -251,6 +255,7 @@ field() {
 big=1000000000 # -M: the runs end by --duration
 workloads=(
     "fan100|deliveries/s, fanout S=100 P=1 flat out|deliveries_per_s|high|--workload fanout -S 100 -P 1 -B 100 -M $big --window 256 --duration $duration"
+    "fan100w|deliveries/s, fanout S=100 P=1 flat out, window 4096|deliveries_per_s|high|--workload fanout -S 100 -P 1 -B 100 -M $big --window 4096 --duration $duration"
     "fan1000|deliveries/s, fanout S=1000 P=10 flat out|deliveries_per_s|high|--workload fanout -S 1000 -P 10 -B 100 -M $big --window 64 --duration $duration"
     "paced1k|p99 us, fanout S=100 paced 1000 msg/s|p99_us|low|--workload fanout -S 100 -P 1 -B 100 -M $big --rate 1000 --duration $duration"
     "paced10k|p99 us, fanout S=100 paced 10000 msg/s|p99_us|low|--workload fanout -S 100 -P 1 -B 100 -M $big --rate 10000 --duration $duration"
@@ -328,6 +333,8 @@ for t in $cols; do
     case "$t" in async | sync) header="$header SyncAsync $t |" ;; *) header="$header $t |" ;; esac
     rule="$rule---:|"
 done
+cpu_header=$header
+cpu_rule=$rule
 for t in async sync; do
     case " $cols " in *" $t "*) header="$header $t vs best peer |" && rule="$rule---:|" ;; esac
 done
@@ -366,12 +373,28 @@ for entry in "${workloads[@]}"; do
     echo "$row"
 done
 echo
-if [ -n "$sync_conns" ]; then
+if [ -n "$sync_conns" ] && [[ " $cols " == *" sync "* ]]; then
     echo "conns C=10000 on the sync engine ran with C=$sync_conns: it holds two descriptors"
     echo "per connection, and the open-file limit here is $fd_limit."
 fi
 echo "ratios: SyncAsync / best peer for deliveries/s; best peer / SyncAsync for latency"
 echo "and memory; so > 1 always means SyncAsync is better. Raw summaries: $results"
+echo
+echo "server CPU, % of its core (median; softirq work the kernel does not charge"
+echo "to the process is not included):"
+echo
+echo "$cpu_header"
+echo "$cpu_rule"
+for entry in "${workloads[@]}"; do
+    IFS='|' read -r label title key _ <<<"$entry"
+    [ "$key" = deliveries_per_s ] || continue
+    row="| $title |"
+    for t in $cols; do
+        m=$(median "$label" "$t" server_cpu_pct)
+        row="$row ${m:-n/a} |"
+    done
+    echo "$row"
+done
 
 # ---- files: sa-bench --workload files against socat | sha256sum ------------------
 # socat_run RUN: FILE_MIB MiB of random bytes over a loopback TCP connection
