@@ -44,6 +44,10 @@
 
 #define RECV_BUFFER_SIZE (16u * 1024u)
 
+/* What a connection's reader may write through to its own client in one
+ * turn; see write_through_locked. */
+#define LANE_WRITE_THROUGH_MAX (64u * 1024u)
+
 /* Frames handed to the kernel in one sendmsg(). */
 #define WRITE_BATCH 64
 
@@ -191,25 +195,35 @@ static int ensure_writer_locked(sa_conn *c)
     return 0;
 }
 
-/* The connection whose reader runs on this thread (its lane), if any. */
+/* The connection whose reader runs on this thread (its lane), if any, and
+ * what that lane may still write through in its current turn (one call
+ * into the core). */
 static __thread sa_conn *lane_conn;
+static __thread size_t lane_write_budget;
 
 /* Lock held. When nothing is queued or being written, the sending thread
  * hands the frame to the kernel itself, without waiting: waking the writer
  * costs a context switch per frame, which is what made this engine slow at
  * fanning out (docs/benchmarks.md). Whatever the socket does not take now
  * (full buffer, an error) is left to the writer, which blocks or reports
- * as before. Not on a connection's own lane: a handler streaming to its
- * session (a download) paces itself on session_queued, which bytes
- * written through would never reach, so the stream would hold the lane
- * while the client kept up. Not on TLS either: the writer encrypts frames
- * in order. Returns the bytes written. */
+ * as before. A connection's own lane writes through at most
+ * LANE_WRITE_THROUGH_MAX bytes a turn (its replies): a handler streaming
+ * to its session (a download) paces itself on session_queued, which bytes
+ * written through never reach, so without the cap the stream would hold
+ * the lane for as long as the client kept up. Not on TLS: the writer
+ * encrypts frames in order. Returns the bytes written. */
 static size_t write_through_locked(sa_conn *c, const sa_frame *f)
 {
-    if (c == lane_conn || c->tls || c->fd < 0 || c->queue.count > 0 || c->in_flight > 0)
+    bool own_lane = c == lane_conn;
+    if ((own_lane && f->len > lane_write_budget) || c->tls || c->fd < 0 || c->queue.count > 0 ||
+        c->in_flight > 0)
         return 0;
     ssize_t sent = send(c->fd, f->bytes, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    return sent > 0 ? (size_t)sent : 0;
+    if (sent <= 0)
+        return 0;
+    if (own_lane)
+        lane_write_budget -= (size_t)sent;
+    return (size_t)sent;
 }
 
 int sync_conn_send(sa_conn *c, sa_frame *f)
@@ -562,9 +576,11 @@ static int64_t deadline_after(int64_t now, int64_t delay)
 static void serve(sa_conn *c, unsigned char *buf)
 {
     const sa_engine_core *core = c->core;
+    lane_write_budget = LANE_WRITE_THROUGH_MAX;
     int64_t now = core->monotonic_ms();
     int64_t deadline = deadline_after(now, core->timer(c->session, now));
     for (;;) {
+        lane_write_budget = LANE_WRITE_THROUGH_MAX;
         now = core->monotonic_ms();
         if (now >= deadline) {
             deadline = deadline_after(now, core->timer(c->session, now));
