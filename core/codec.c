@@ -4,6 +4,9 @@
  */
 #include "codec.h"
 
+#ifdef __GLIBC__
+#include <malloc.h> /* mallopt */
+#endif
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -115,6 +118,21 @@ void sa_frame_unref(sa_frame *f)
 }
 
 /* ---- decoder -------------------------------------------------------- */
+
+/* Blocks up to the largest frame buffers (a max_frame payload, a printed
+ * text while cJSON doubles its buffer) come from the heap, and its free top
+ * is trimmed only past twice that. */
+#define HEAP_MMAP_THRESHOLD (4 << 20)
+#define HEAP_TRIM_THRESHOLD (8 << 20)
+
+void sa_codec_keep_heap(void)
+{
+#ifdef __GLIBC__
+    /* Advisory: when refused, the defaults only cost speed. */
+    (void)mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD);
+    (void)mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD);
+#endif
+}
 
 enum { DECODER_FIRST_ALLOC = 4096 };
 
@@ -230,6 +248,16 @@ int sa_utf8_valid(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* ASCII runs (a file chunk's base64 is all ASCII) go a block of
+         * four words at a time, then a word at a time. */
+        if (len - i >= 32) {
+            uint64_t words[4];
+            memcpy(words, s + i, sizeof words);
+            if (!((words[0] | words[1] | words[2] | words[3]) & UINT64_C(0x8080808080808080))) {
+                i += 32;
+                continue;
+            }
+        }
         if (len - i >= 8) {
             uint64_t word;
             memcpy(&word, s + i, sizeof word);
@@ -294,6 +322,39 @@ static int is_json_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+#define BYTE_ONES UINT64_C(0x0101010101010101)
+#define BYTE_HIGHS UINT64_C(0x8080808080808080)
+
+/* 1 when one of the eight bytes of `w` is a quote, a backslash or a control
+ * byte: the bytes that end a run of plain string text. The borrow tricks
+ * may flag the wrong byte of a word, but flag a word exactly when it holds
+ * one, and only that is used. */
+static int word_ends_run(uint64_t w)
+{
+    uint64_t quote = w ^ (BYTE_ONES * '"'), backslash = w ^ (BYTE_ONES * '\\');
+    uint64_t zero_quote = (quote - BYTE_ONES) & ~quote;
+    uint64_t zero_backslash = (backslash - BYTE_ONES) & ~backslash;
+    uint64_t control = (w - BYTE_ONES * 0x20) & ~w;
+    return ((zero_quote | zero_backslash | control) & BYTE_HIGHS) != 0;
+}
+
+/* How many bytes at the start of `s` are plain string text. Strings are
+ * nearly all of a large payload (a file chunk's base64), so they are
+ * skipped eight bytes at a time. */
+static size_t plain_string_run(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        if (word_ends_run(w))
+            break;
+    }
+    while (i < len && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20)
+        i++;
+    return i;
+}
+
 /* One pass over the raw text, tracking string state: enforces the depth
  * limit before cJSON recurses, rejects raw control bytes (cJSON lets them
  * through and would cut strings at a raw NUL), and counts \u0000 escapes.
@@ -308,6 +369,15 @@ static enum scan_result scan_json(const unsigned char *in, size_t len, unsigned 
     size_t o = 0;
     *nul_escapes = 0;
     for (size_t i = 0; i < len; i++) {
+        if (in_string) {
+            size_t run = plain_string_run(in + i, len - i);
+            if (out)
+                memcpy(out + o, in + i, run);
+            o += run;
+            i += run;
+            if (i == len)
+                break;
+        }
         unsigned char c = in[i];
         if (in_string) {
             if (c == '\\') {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h" /* sa_codec_keep_heap */
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -97,6 +98,7 @@ int main(int argc, char **argv)
     if (verbosity != 0)
         overrides[override_count++] =
             verbosity > 0 ? "server.log_level=debug" : "server.log_level=error";
+    sa_codec_keep_heap();
     /* Before any thread exists, so that every thread inherits the mask and
      * only the server's signal thread takes these signals. */
     sigset_t blocked;

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base64.h"
+#include "chunk_data.h"
 #include "file_plugin.h"
 #include "store.h"
 
@@ -161,10 +161,8 @@ static enum step send_chunk(sa_session *s, download_queue *q, chunk_buffers *buf
         len = (size_t)(d->size - d->offset);
     if (pread_all(d->fd, buf->raw, len, d->offset) != 0)
         return fail_download(s, q, "cannot read it");
-    b64_encode(buf->raw, len, buf->text);
     cJSON *event = cJSON_CreateObject();
-    /* A reference: the text is not copied once more before encoding. */
-    cJSON *data = cJSON_CreateStringReference(buf->text);
+    cJSON *data = chunk_data_json(buf->raw, len, buf->text);
     int attached = event && data && cJSON_AddStringToObject(event, "type", "file_chunk") &&
                    cJSON_AddStringToObject(event, "file_id", d->file_id) &&
                    spool_add_size(event, "offset", d->offset) == 0 &&
@@ -202,7 +200,7 @@ static void pump(sa_session *s, download_queue *q)
         }
         if (!buf.raw) {
             buf.raw = malloc(file_plugin.chunk_size);
-            buf.text = malloc(b64_encoded_len(file_plugin.chunk_size) + 1);
+            buf.text = malloc(chunk_data_text_size(file_plugin.chunk_size));
             if (!buf.raw || !buf.text) {
                 errno = ENOMEM;
                 step = fail_download(s, q, "no memory for a chunk");

@@ -96,6 +96,44 @@ static void test_refused(void **state)
     assert_int_equal(b64_decode("Zm\0v", 4, out, sizeof out, &out_len), -1);
 }
 
+/* Groups are checked with one test over four table lookups: a character
+ * outside the alphabet must be refused wherever it falls, in full groups
+ * and in the padded last one. */
+static void test_bad_char_everywhere(void **state)
+{
+    (void)state;
+    static const char bad[] = {'*', '-', ' ', '\0', '\x80', '\xff'};
+    unsigned char in[60], out[60];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (unsigned char)(i * 37 + 11);
+    for (size_t len = sizeof in - 2; len <= sizeof in; len++) { /* two, one and no '=' */
+        char text[81];
+        b64_encode(in, len, text);
+        size_t text_len = strlen(text);
+        size_t data_chars = text_len - (len % 3 ? 3 - len % 3 : 0);
+        for (size_t at = 0; at < data_chars; at++) {
+            for (size_t k = 0; k < sizeof bad; k++) {
+                char *copy = malloc(text_len);
+                assert_non_null(copy);
+                memcpy(copy, text, text_len);
+                copy[at] = bad[k];
+                size_t out_len = 0;
+                if (b64_decode(copy, text_len, out, sizeof out, &out_len) == 0)
+                    fail_msg("accepted 0x%02x at %zu of %zu", (unsigned char)bad[k], at, text_len);
+                free(copy);
+            }
+        }
+        /* '=' anywhere before the padding is refused too. */
+        for (size_t at = 0; at + 4 < text_len; at++) {
+            char copy[81];
+            memcpy(copy, text, text_len + 1);
+            copy[at] = '=';
+            size_t out_len = 0;
+            assert_int_equal(b64_decode(copy, text_len, out, sizeof out, &out_len), -1);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +141,7 @@ int main(void)
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_all_bytes),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_bad_char_everywhere),
     };
     return cmocka_run_group_tests_name("base64", tests, NULL, NULL);
 }

@@ -470,6 +470,34 @@ static void test_utf8_table(void **state)
     }
 }
 
+/* ASCII is skipped in blocks of 32 and 8 bytes: a sequence must be judged
+ * the same wherever it falls in a block, and a truncated one at the end. */
+static void test_utf8_every_position(void **state)
+{
+    (void)state;
+    static const utf8_case inner[] = {
+        U8("\xc3\xa9", 1), U8("\xf0\x9f\x98\x80", 1), U8("\xed\xa0\x80", 0),
+        U8("\x80", 0),      U8("\xff", 0),
+    };
+    enum { ASCII = 70 };
+    unsigned char text[ASCII + 4];
+    for (size_t k = 0; k < sizeof inner / sizeof *inner; k++) {
+        for (size_t at = 0; at <= ASCII; at++) {
+            size_t len = at + inner[k].len;
+            unsigned char *copy = malloc(len);
+            assert_non_null(copy);
+            memset(text, 'a', at);
+            memcpy(text + at, inner[k].bytes, inner[k].len);
+            memcpy(copy, text, len);
+            assert_int_equal(sa_utf8_valid(copy, len), inner[k].valid);
+            /* Cut one byte short, a multibyte sequence is never valid. */
+            if (inner[k].valid)
+                assert_int_equal(sa_utf8_valid(copy, len - 1), 0);
+            free(copy);
+        }
+    }
+}
+
 /* ---- envelope --------------------------------------------------------- */
 
 /* Parses `json` from an exact-size heap copy (frames are not NUL-terminated). */
@@ -556,6 +584,47 @@ static void test_envelope_bad_json(void **state)
     sa_envelope_free(&env);
     expect_error(parse("", 0, &env), &env, "bad_json", NULL);
     sa_envelope_free(&env);
+}
+
+/* Long strings are skipped a word at a time: a byte that ends the plain
+ * text (control byte, escape, closing quote, \u0000) must count wherever
+ * it falls in a word, and the text around it must reach cJSON unchanged. */
+static void test_envelope_long_strings(void **state)
+{
+    (void)state;
+    static const char head[] = "{\"type\":\"x\",\"data\":\"";
+    enum { PLAIN = 40 };
+    static const struct {
+        const char *inner; /* put inside the plain text */
+        int rc;
+        const char *value; /* what cJSON must see between the two halves of the plain text */
+    } cases[] = {
+        {"\x1f", -1, NULL},      {"\\\"", 0, "\""},  {"\\\\", 0, "\\"},
+        {"\\u0041", 0, "A"},    {"\\u0000", -1, NULL}, {"\xc3\xa9", 0, "\xc3\xa9"},
+        {"\"", -1, NULL}, /* ends the string early: what follows is not JSON */
+    };
+    char plain[PLAIN + 1];
+    for (size_t i = 0; i < PLAIN; i++)
+        plain[i] = (char)('a' + i % 26);
+    plain[PLAIN] = '\0';
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        for (size_t at = 0; at <= PLAIN; at++) {
+            char json[256], want[128];
+            int n = snprintf(json, sizeof json, "%s%.*s%s%s\"}", head, (int)at, plain,
+                             cases[k].inner, plain + at);
+            assert_true(n > 0 && (size_t)n < sizeof json);
+            sa_envelope env;
+            int rc = parse(json, (size_t)n, &env);
+            assert_int_equal(rc, cases[k].rc);
+            if (rc == 0) {
+                snprintf(want, sizeof want, "%.*s%s%s", (int)at, plain, cases[k].value,
+                         plain + at);
+                const cJSON *data = cJSON_GetObjectItemCaseSensitive(env.root, "data");
+                assert_string_equal(data->valuestring, want);
+            }
+            sa_envelope_free(&env);
+        }
+    }
 }
 
 static void test_envelope_not_object(void **state)
@@ -957,8 +1026,10 @@ int main(void)
         cmocka_unit_test(test_frame_round_trip),
         cmocka_unit_test(test_frame_from_text),
         cmocka_unit_test(test_utf8_table),
+        cmocka_unit_test(test_utf8_every_position),
         cmocka_unit_test(test_envelope_ok),
         cmocka_unit_test(test_envelope_bad_json),
+        cmocka_unit_test(test_envelope_long_strings),
         cmocka_unit_test(test_envelope_not_object),
         cmocka_unit_test(test_envelope_type),
         cmocka_unit_test(test_envelope_id),

@@ -16,6 +16,7 @@ volatile sig_atomic_t sa_runner_interrupted;
 int sa_run_job(const sa_tool_options *opt, const char *program, const sa_job_ops *ops,
                void *job)
 {
+    sa_codec_keep_heap();
     sa_runner r = {.opt = opt, .program = program, .ops = ops, .job = job};
     sa_reconnect_init(&r.reconnect, opt->retries);
     return opt->sync_mode ? sa_run_sync(&r) : sa_run_async(&r);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "codec.h"
-#include "base64.h" /* plugins/file: the server's own codec */
+#include "chunk_data.h" /* plugins/file: chunks written as the server writes them */
 #include "sa_filename.h"
 #include "sa_sha256.h"
 
@@ -48,7 +48,7 @@ struct sa_upload {
     uint64_t sent;
 
     unsigned char *data;  /* ours: HASH_BLOCK bytes, for hashing and chunks */
-    char *encoded;        /* ours: the base64 of one chunk */
+    char *encoded;        /* ours: the data member of one chunk (chunk_data.h) */
     char error[512];
 };
 
@@ -107,7 +107,7 @@ sa_upload *sa_upload_new(const char *path, const char *to, const char *room, cha
     u->room = room ? strdup(room) : NULL;
     u->hash = sa_sha256_new();
     u->data = malloc(HASH_BLOCK);
-    u->encoded = malloc(b64_encoded_len(SA_XFER_MAX_CHUNK) + 1);
+    u->encoded = malloc(chunk_data_text_size(SA_XFER_MAX_CHUNK));
     if (!u->path || !u->name || (to && !u->to) || (room && !u->room) || !u->hash || !u->data ||
         !u->encoded) {
         snprintf(err, errlen, "out of memory");
@@ -263,10 +263,8 @@ static int send_chunk(sa_upload *u, size_t len)
 {
     if (read_exactly(u, u->data, len, u->sent) != 0)
         return -1;
-    b64_encode(u->data, len, u->encoded);
-    cJSON *chunk = cJSON_CreateObject(); /* ours; deleted below */
-    /* A reference: the encoded text is not copied again. */
-    cJSON *data = cJSON_CreateStringReference(u->encoded); /* chunk's once added */
+    cJSON *chunk = cJSON_CreateObject();                     /* ours; deleted below */
+    cJSON *data = chunk_data_json(u->data, len, u->encoded); /* chunk's once added */
     if (!chunk || !data || !cJSON_AddStringToObject(chunk, "type", "file_chunk") ||
         !cJSON_AddStringToObject(chunk, "file_id", u->file_id) ||
         !add_size(chunk, "offset", u->sent) || !cJSON_AddItemToObject(chunk, "data", data)) {
