@@ -101,6 +101,12 @@ void sa_envelope_free(sa_envelope *env);
  * a string of at most SA_ID_MAX_LEN bytes. */
 int sa_id_valid(const cJSON *id);
 
+/* Parses `text` as exactly one JSON value (whitespace around it allowed).
+ * Like cJSON, except that long strings without escapes are copied in one
+ * block rather than byte by byte. NULL when it is not such a value, or out
+ * of memory. The caller owns the tree. */
+cJSON *sa_json_parse(const unsigned char *text, size_t len);
+
 /* A deep copy of `value` that prints exactly: cJSON would print whole
  * numbers of 16 or more digits in exponent form (used to echo id and ts). */
 cJSON *sa_json_copy_exact(const cJSON *value);

@@ -627,6 +627,110 @@ static void test_envelope_long_strings(void **state)
     }
 }
 
+/* A string of `len` letters, ours. */
+static char *letters(size_t len, char first)
+{
+    char *s = malloc(len + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < len; i++)
+        s[i] = (char)(first + i % 26);
+    s[len] = '\0';
+    return s;
+}
+
+/* sa_json_parse against cJSON on the same text: the same tree, or both
+ * refuse it. */
+static void expect_same_parse(const char *json)
+{
+    size_t len = strlen(json);
+    cJSON *fast = sa_json_parse((const unsigned char *)json, len);
+    const char *end = NULL;
+    cJSON *plain = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (plain) {
+        while (*end == ' ' || *end == '\n' || *end == '\t' || *end == '\r')
+            end++;
+        if (end != json + len) {
+            cJSON_Delete(plain);
+            plain = NULL;
+        }
+    }
+    assert_true((fast == NULL) == (plain == NULL));
+    if (fast) {
+        /* Printed, not cJSON_Compare: that looks members up by key, so it
+         * cannot tell duplicate keys apart. */
+        char *a = cJSON_PrintUnformatted(fast), *b = cJSON_PrintUnformatted(plain);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_string_equal(a, b); /* member order and duplicate keys too */
+        free(a);
+        free(b);
+    }
+    cJSON_Delete(fast);
+    cJSON_Delete(plain);
+}
+
+/* `format` with each '@' replaced by the next of `a` and `b`; ours. */
+static char *fill_in(const char *format, const char *a, const char *b)
+{
+    size_t len = strlen(format) + strlen(a) + strlen(b) + 1;
+    char *out = malloc(len), *o = out;
+    assert_non_null(out);
+    const char *next[] = {a, b};
+    int used = 0;
+    for (const char *p = format; *p; p++) {
+        if (*p == '@' && used < 2) {
+            size_t n = strlen(next[used]);
+            memcpy(o, next[used++], n);
+            o += n;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void test_json_parse_long_strings(void **state)
+{
+    (void)state;
+    char *l1 = letters(1024, 'a'), *l2 = letters(5000, 'b'), *l3 = letters(70000, 'c');
+    char *under = letters(1023, 'd');
+    static const char *const formats[] = {
+        "{\"type\":\"file_chunk\",\"data\":\"@\",\"offset\":0,\"x\":\"@\"}",
+        "{\"@\":1,\"k\":\"@\"}",                                 /* a long key */
+        "{\"a\":[\"\",\"@\",{\"b\":\"@\",\"\":\"\"}],\"c\":\"x\"}", /* nested, empty strings */
+        "{\"d\":\"@\",\"d\":\"@\"}",                           /* duplicate keys */
+        "  [\"@\", 1, true, null, \"@\"]\n",                    /* not an object, spaces */
+        "{\"e\":\"\\n@\",\"f\":\"@\"}",                       /* an escape keeps it with cJSON */
+        "{\"g\":\"@\",\"g2\":\"@\"} x",                         /* trailing garbage */
+        "{\"h\":\"@\",\"h2\":\"@",                              /* unterminated */
+        "{\"i\":\"@\x01\",\"j\":\"@\"}",                       /* a raw control byte */
+        "{\"u\":\"\xc3\xa9@\xe2\x82\xac\",\"v\":\"@\"}",           /* multibyte UTF-8 */
+    };
+    const char *fills[][2] = {{l1, l2}, {l3, l1}, {under, l2}, {l2, under}};
+    for (size_t f = 0; f < sizeof formats / sizeof *formats; f++) {
+        for (size_t k = 0; k < sizeof fills / sizeof *fills; k++) {
+            char *json = fill_in(formats[f], fills[k][0], fills[k][1]);
+            expect_same_parse(json);
+            free(json);
+        }
+    }
+    /* Many long strings in one text, between short ones. */
+    cJSON *many = cJSON_CreateArray();
+    assert_non_null(many);
+    for (int i = 0; i < 40; i++)
+        assert_true(cJSON_AddItemToArray(many, cJSON_CreateString(i % 3 ? l1 : "s")));
+    char *text = cJSON_PrintUnformatted(many);
+    assert_non_null(text);
+    expect_same_parse(text);
+    free(text);
+    cJSON_Delete(many);
+    free(l1);
+    free(l2);
+    free(l3);
+    free(under);
+}
+
 static void test_envelope_not_object(void **state)
 {
     (void)state;
@@ -1030,6 +1134,7 @@ int main(void)
         cmocka_unit_test(test_envelope_ok),
         cmocka_unit_test(test_envelope_bad_json),
         cmocka_unit_test(test_envelope_long_strings),
+        cmocka_unit_test(test_json_parse_long_strings),
         cmocka_unit_test(test_envelope_not_object),
         cmocka_unit_test(test_envelope_type),
         cmocka_unit_test(test_envelope_id),

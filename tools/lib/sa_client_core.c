@@ -214,7 +214,7 @@ cJSON *sa_client_core_with_id(const cJSON *msg, int64_t id)
 
 cJSON *sa_client_core_parse(const unsigned char *payload, size_t len)
 {
-    cJSON *frame = cJSON_ParseWithLength((const char *)payload, len);
+    cJSON *frame = sa_json_parse(payload, len);
     if (frame && !cJSON_IsObject(frame)) {
         cJSON_Delete(frame);
         return NULL;
