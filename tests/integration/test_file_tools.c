@@ -692,6 +692,35 @@ static void recv_wait_takes_offers(const char *mode)
 }
 BOTH_MODES(recv_wait_takes_offers)
 
+/* A name still held when sa-send starts (as by this user's previous run,
+ * whose connection the server is closing) is waited for, within the
+ * tools' grace; a name held for good is refused. */
+static void name_held_at_start(const char *mode)
+{
+    h_daemon *d = start_daemon();
+    const char *port = h_daemon_port(d);
+    const char *src = temp_subdir("src");
+    const char *note = random_file(src, "note.txt", 1000);
+    sa_client *holder = h_login(d, "carol");
+    tool_args argv = tool_argv(SA_TEST_SA_SEND, port, "carol", mode,
+                               (const char *const[]){note, NULL});
+    h_proc *send = h_spawn(argv.v);
+    h_proc_expect_stderr(send, "the name is still taken", 1, H_REPLY_MS);
+    h_client_close(holder);
+    int status = h_proc_wait(send, TOOL_MS);
+    if (status != 0)
+        h_fail("sa-send exited with %d once the name was free; stderr:\n%s", status,
+               h_proc_stderr(send));
+
+    /* Held past the grace: the hello's refusal is final. */
+    h_login(d, "dave");
+    tool_run r = SEND(port, "dave", mode, note);
+    expect_status(r, 1, "sa-send as a name held for good");
+    if (!strstr(r.err, "name_taken"))
+        h_fail("sa-send did not say name_taken:\n%s", r.err);
+}
+BOTH_MODES(name_held_at_start)
+
 /* 50 MiB: sa-send killed on the way and run again resumes the upload
  * (the same file_id), sa-recv killed on the way and run again finishes the
  * download, and the file arrives intact. */
@@ -1275,6 +1304,8 @@ int main(int argc, char **argv)
         H_TEST(test_send_then_recv_sizes_async),
         H_TEST(test_recv_wait_takes_offers_sync),
         H_TEST(test_recv_wait_takes_offers_async),
+        H_TEST(test_name_held_at_start_sync),
+        H_TEST(test_name_held_at_start_async),
         H_TEST(test_big_file_interrupted_sync),
         H_TEST(test_big_file_interrupted_async),
         H_TEST(test_recv_resumes_part_sync),

@@ -17,7 +17,8 @@ int sa_run_job(const sa_tool_options *opt, const char *program, const sa_job_ops
                void *job)
 {
     sa_codec_keep_heap();
-    sa_runner r = {.opt = opt, .program = program, .ops = ops, .job = job};
+    sa_runner r = {.opt = opt, .program = program, .ops = ops, .job = job,
+                   .started_ms = sa_client_core_now_ms()};
     sa_reconnect_init(&r.reconnect, opt->retries);
     return opt->sync_mode ? sa_run_sync(&r) : sa_run_async(&r);
 }
@@ -56,11 +57,20 @@ enum sa_runner_hello_outcome sa_runner_on_hello_reply(sa_runner *r, const cJSON 
         sa_reconnect_connected(&r->reconnect, now_ms);
         r->last_send_ms = r->last_recv_ms = r->last_ping_ms = r->last_alive_ms = now_ms;
         r->connected_once = 1;
+        r->name_wait = 0;
         return SA_RUNNER_HELLO_OK;
     }
+    /* After a lost connection the server may not have noticed yet; and at
+     * the start the name may be held by this user's previous run, whose
+     * connection the server has not finished closing (sa-send, then at
+     * once sa-recv). Past the grace it is someone else's. */
     const char *code = sa_xfer_string(reply, "code");
-    if (r->connected_once && code && strcmp(code, "name_taken") == 0)
+    if (code && strcmp(code, "name_taken") == 0 &&
+        (r->connected_once || now_ms - r->started_ms < SA_RUNNER_NAME_GRACE_MS)) {
+        r->name_wait = 1;
         return SA_RUNNER_HELLO_RETRY;
+    }
+    r->name_wait = 0;
     char *text = sa_xfer_error_text(reply); /* ours; freed below */
     fprintf(stderr, "%s: hello refused: %s\n", r->program, text ? text : "(out of memory)");
     free(text);

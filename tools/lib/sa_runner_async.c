@@ -97,7 +97,7 @@ static void lost(async_run *a, const char *reason)
     int was_ready = a->phase == PHASE_READY;
     close_connection(a);
     ev_idle_stop(a->loop, &a->pump_idle);
-    if (!a->r->connected_once) {
+    if (!a->r->connected_once && !a->r->name_wait) {
         fprintf(stderr, "%s: %s\n", a->r->program, reason);
         end_run(a, SA_EXIT_FAILURE);
         return;
@@ -175,7 +175,7 @@ static void on_hello_reply(async_run *a, const cJSON *reply)
         settle(a);
         break;
     case SA_RUNNER_HELLO_RETRY:
-        lost(a, "the name is still taken by the lost connection");
+        lost(a, "the name is still taken (by our previous connection, closing?)");
         break;
     case SA_RUNNER_HELLO_FATAL:
         end_run(a, SA_EXIT_FAILURE);

@@ -20,6 +20,11 @@
  * more than pings and small requests, less than one file chunk. */
 #define SA_RUNNER_BACKLOG_BYTES 16384
 
+/* How long after the start a hello refused with name_taken is retried
+ * (within --retries): the server may still be closing this user's previous
+ * connection. */
+#define SA_RUNNER_NAME_GRACE_MS 2000
+
 typedef struct sa_runner {
     const sa_tool_options *opt;
     const char *program;
@@ -27,6 +32,9 @@ typedef struct sa_runner {
     void *job;
 
     int connected_once;   /* a hello succeeded at least once */
+    int64_t started_ms;   /* when the run began */
+    int name_wait;        /* the last hello got name_taken to retry: retried even
+                             before a first success */
     sa_reconnect reconnect; /* backoff and the --retries budget */
     int64_t heartbeat_ms; /* the server's interval; 0: no pings */
     int64_t silence_ms;   /* give up on a server with no sign of life this long; 0: never */

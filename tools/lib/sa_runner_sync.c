@@ -149,7 +149,7 @@ static sa_client *open_session(sa_runner *r, cJSON **reply, int *fatal, char *re
         sa_runner_on_hello_reply(r, *reply, sa_client_core_now_ms());
     if (outcome != SA_RUNNER_HELLO_OK) {
         *fatal = outcome == SA_RUNNER_HELLO_FATAL;
-        snprintf(reason, reasonlen, "the name is still taken by the lost connection");
+        snprintf(reason, reasonlen, "the name is still taken (by our previous connection, closing?)");
         cJSON_Delete(*reply);
         *reply = NULL;
         sa_client_close(conn);
@@ -192,7 +192,7 @@ int sa_run_sync(sa_runner *r)
         if (!link.conn) {
             if (fatal)
                 return SA_EXIT_FAILURE;
-            if (!r->connected_once) {
+            if (!r->connected_once && !r->name_wait) {
                 fprintf(stderr, "%s: %s\n", r->program, reason);
                 return SA_EXIT_FAILURE;
             }

@@ -270,7 +270,10 @@ int run_files(const bench_options *opt, cJSON *summary)
     char name[32];
     snprintf(name, sizeof name, "bench%08x", (unsigned)(opt->seed & 0xffffffffu));
     topt.name = name;
-    topt.retries = 0;
+    /* Only for the download's hello, which may come before the server has
+     * closed the upload's connection (name_taken): a transfer that had to
+     * reconnect is not a clean measurement, and says so on stderr. */
+    topt.retries = 3;
     topt.sync_mode = opt->blocking_client;
 
     if (!(r.upload = sa_upload_new(r.path, NULL, NULL, err, sizeof err))) {
