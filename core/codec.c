@@ -356,18 +356,61 @@ static size_t plain_string_run(const unsigned char *s, size_t len)
     return i;
 }
 
+/* cJSON reads a string byte by byte twice (to find its end, then to copy
+ * it); for a file chunk's ~87 KB of base64 that was a third of the
+ * server's time. Strings at least this long without escapes are cut out
+ * of the text before cJSON parses it and copied into the tree after. */
+#define LONG_STRING_MIN 1024
+
+typedef struct long_string {
+    size_t ordinal; /* among all strings, keys included, in text order */
+    size_t start;   /* offset of its first byte, after the quote */
+    size_t len;
+} long_string;
+
+typedef struct long_strings {
+    long_string *list; /* owned */
+    size_t count, cap;
+    size_t ordinal; /* strings seen so far */
+    bool failed;    /* out of memory: the list is incomplete */
+} long_strings;
+
+/* Counts the string that ended at `end` (its closing quote), which began
+ * at `start`, and notes it when it is long and plain. */
+static void long_strings_note(long_strings *found, size_t start, size_t end, bool escaped)
+{
+    size_t ordinal = found->ordinal++;
+    if (escaped || end - start < LONG_STRING_MIN || found->failed)
+        return;
+    if (found->count == found->cap) {
+        size_t cap = found->cap ? 2 * found->cap : 4;
+        long_string *grown = realloc(found->list, cap * sizeof *grown);
+        if (!grown) {
+            found->failed = true;
+            return;
+        }
+        found->list = grown;
+        found->cap = cap;
+    }
+    found->list[found->count++] =
+        (long_string){.ordinal = ordinal, .start = start, .len = end - start};
+}
+
 /* One pass over the raw text, tracking string state: enforces the depth
  * limit before cJSON recurses, rejects raw control bytes (cJSON lets them
  * through and would cut strings at a raw NUL), and counts \u0000 escapes.
  * With `out` (len bytes), also writes the text with each \u0000 escape
- * replaced by NUL_SENTINEL, and its length into *out_len. */
+ * replaced by NUL_SENTINEL, and its length into *out_len. With `found`,
+ * notes the long plain strings of `in` (see sa_json_parse). */
 static enum scan_result scan_json(const unsigned char *in, size_t len, unsigned char *out,
-                                  size_t *out_len, size_t *nul_escapes)
+                                  size_t *out_len, size_t *nul_escapes, long_strings *found)
 {
     static const char nul_escape[] = "\\u0000";
     const size_t nul_escape_len = sizeof nul_escape - 1;
     int depth = 0, in_string = 0;
     size_t o = 0;
+    size_t string_start = 0;
+    bool escaped = false;
     *nul_escapes = 0;
     for (size_t i = 0; i < len; i++) {
         if (in_string) {
@@ -382,6 +425,7 @@ static enum scan_result scan_json(const unsigned char *in, size_t len, unsigned 
         unsigned char c = in[i];
         if (in_string) {
             if (c == '\\') {
+                escaped = true;
                 if (len - i >= nul_escape_len && memcmp(in + i, nul_escape, nul_escape_len) == 0) {
                     (*nul_escapes)++;
                     if (out)
@@ -400,12 +444,17 @@ static enum scan_result scan_json(const unsigned char *in, size_t len, unsigned 
                 i++;
                 continue;
             }
-            if (c == '"')
+            if (c == '"') {
                 in_string = 0;
-            else if (c < 0x20)
+                if (found)
+                    long_strings_note(found, string_start, i, escaped);
+            } else if (c < 0x20) {
                 return SCAN_NOT_JSON;
+            }
         } else if (c == '"') {
             in_string = 1;
+            string_start = i + 1;
+            escaped = false;
         } else if (c == '{' || c == '[') {
             if (++depth > SA_JSON_MAX_DEPTH)
                 return SCAN_TOO_DEEP;
@@ -424,65 +473,6 @@ static enum scan_result scan_json(const unsigned char *in, size_t len, unsigned 
 }
 
 /* ---- parsing with long strings copied in blocks ---------------------- */
-
-/* cJSON reads a string byte by byte twice (to find its end, then to copy
- * it); for a file chunk's ~87 KB of base64 that was a third of the
- * server's time. Strings at least this long without escapes are cut out
- * of the text before cJSON parses it and copied into the tree after. */
-#define LONG_STRING_MIN 1024
-
-typedef struct long_string {
-    size_t ordinal; /* among all strings, keys included, in text order */
-    size_t start;   /* offset of its first byte, after the quote */
-    size_t len;
-} long_string;
-
-typedef struct long_strings {
-    long_string *list; /* owned */
-    size_t count, cap;
-} long_strings;
-
-/* Finds the long plain strings of `text`. Returns 0, or -1 when the text is
- * not plain enough to say (a raw control byte, an unterminated string) or
- * memory ran out: the caller then lets cJSON parse the text as it is. */
-static int find_long_strings(const unsigned char *text, size_t len, long_strings *found)
-{
-    size_t ordinal = 0;
-    size_t i = 0;
-    for (;;) {
-        const unsigned char *quote = memchr(text + i, '"', len - i);
-        if (!quote)
-            return 0;
-        size_t start = (size_t)(quote - text) + 1;
-        bool escaped = false;
-        i = start;
-        for (;;) {
-            i += plain_string_run(text + i, len - i);
-            if (i >= len)
-                return -1;
-            if (text[i] == '"')
-                break;
-            if (text[i] != '\\' || i + 1 >= len)
-                return -1;
-            escaped = true;
-            i += 2;
-        }
-        if (!escaped && i - start >= LONG_STRING_MIN) {
-            if (found->count == found->cap) {
-                size_t cap = found->cap ? 2 * found->cap : 4;
-                long_string *grown = realloc(found->list, cap * sizeof *grown);
-                if (!grown)
-                    return -1;
-                found->list = grown;
-                found->cap = cap;
-            }
-            found->list[found->count++] =
-                (long_string){.ordinal = ordinal, .start = start, .len = i - start};
-        }
-        ordinal++;
-        i++; /* past the closing quote */
-    }
-}
 
 typedef struct string_filler {
     const unsigned char *text;
@@ -539,39 +529,49 @@ static cJSON *parse_whole(const unsigned char *text, size_t len)
     return root;
 }
 
-cJSON *sa_json_parse(const unsigned char *text, size_t len)
+/* parse_whole, with the strings of `cut` (found in `text` by scan_json)
+ * copied in blocks. */
+static cJSON *parse_cut(const unsigned char *text, size_t len, const long_strings *cut)
 {
-    long_strings cut = {0};
-    if (len < LONG_STRING_MIN || find_long_strings(text, len, &cut) != 0 || cut.count == 0) {
-        free(cut.list);
+    if (cut->failed || cut->count == 0)
         return parse_whole(text, len);
-    }
     size_t removed = 0;
-    for (size_t k = 0; k < cut.count; k++)
-        removed += cut.list[k].len;
+    for (size_t k = 0; k < cut->count; k++)
+        removed += cut->list[k].len;
     unsigned char *shell = malloc(len - removed); /* the text without them; ours */
-    if (!shell) {
-        free(cut.list);
+    if (!shell)
         return NULL;
-    }
     size_t from = 0, to = 0;
-    for (size_t k = 0; k < cut.count; k++) {
-        memcpy(shell + to, text + from, cut.list[k].start - from);
-        to += cut.list[k].start - from;
-        from = cut.list[k].start + cut.list[k].len;
+    for (size_t k = 0; k < cut->count; k++) {
+        memcpy(shell + to, text + from, cut->list[k].start - from);
+        to += cut->list[k].start - from;
+        from = cut->list[k].start + cut->list[k].len;
     }
     memcpy(shell + to, text + from, len - from);
     cJSON *root = parse_whole(shell, len - removed);
     free(shell);
     if (root) {
-        string_filler filler = {.text = text, .cut = &cut};
+        string_filler filler = {.text = text, .cut = cut};
         fill_item(&filler, root, false);
-        if (filler.failed || filler.next != cut.count) {
+        if (filler.failed || filler.next != cut->count) {
             cJSON_Delete(root);
             root = NULL;
         }
     }
-    free(cut.list);
+    return root;
+}
+
+cJSON *sa_json_parse(const unsigned char *text, size_t len)
+{
+    if (len < LONG_STRING_MIN)
+        return parse_whole(text, len);
+    long_strings found = {0};
+    size_t nul_escapes;
+    /* A text the scan refuses goes to cJSON whole, which decides. */
+    cJSON *root = scan_json(text, len, NULL, NULL, &nul_escapes, &found) == SCAN_OK
+                      ? parse_cut(text, len, &found)
+                      : parse_whole(text, len);
+    free(found.list);
     return root;
 }
 
@@ -612,12 +612,15 @@ int sa_envelope_parse(const unsigned char *payload, size_t len, sa_envelope *env
         return envelope_fail(env, "bad_json", "payload is not valid UTF-8");
 
     size_t nul_escapes;
-    switch (scan_json(payload, len, NULL, NULL, &nul_escapes)) {
+    long_strings found = {0}; /* the list is ours: freed below */
+    switch (scan_json(payload, len, NULL, NULL, &nul_escapes, &found)) {
     case SCAN_OK:
         break;
     case SCAN_NOT_JSON:
+        free(found.list);
         return envelope_fail(env, "bad_json", "payload is not valid JSON");
     case SCAN_TOO_DEEP:
+        free(found.list);
         return envelope_fail(env, "bad_json", "nesting too deep");
     }
 
@@ -626,13 +629,18 @@ int sa_envelope_parse(const unsigned char *payload, size_t len, sa_envelope *env
     unsigned char *copy = NULL; /* ours when NUL escapes were replaced */
     if (nul_escapes) {
         copy = malloc(len);
-        if (!copy)
+        if (!copy) {
+            free(found.list);
             return envelope_fail(env, "internal", "out of memory");
+        }
         /* Same input as the first pass, so the same (OK) result. */
-        (void)scan_json(payload, len, copy, &text_len, &nul_escapes);
+        (void)scan_json(payload, len, copy, &text_len, &nul_escapes, NULL);
         text = copy;
     }
-    env->root = sa_json_parse(text, text_len);
+    /* A copy has other offsets: it is scanned again (it is refused below
+     * anyway, for its NUL). */
+    env->root = copy ? sa_json_parse(text, text_len) : parse_cut(text, text_len, &found);
+    free(found.list);
     free(copy);
     if (!env->root)
         return envelope_fail(env, "bad_json", "payload is not valid JSON");

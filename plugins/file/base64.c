@@ -100,14 +100,19 @@ int b64_decode(const char *in, size_t len, unsigned char *out, size_t out_cap, s
      * the alphabet, so it is refused there like any other bad character. */
     size_t full_groups = len / 4 - (padding ? 1 : 0);
     unsigned char *o = out;
+    /* A bad character is looked for once at the end, not in every group:
+     * the loop then has no branch but its own (what was written by then
+     * is not the caller's to use). */
+    uint32_t seen = 0;
     for (size_t g = 0; g < full_groups; g++, text += 4, o += 3) {
         uint32_t v = at0[text[0]] | at1[text[1]] | at2[text[2]] | at3[text[3]];
-        if (v & B64_BAD)
-            return -1;
+        seen |= v;
         o[0] = (unsigned char)(v >> 16);
         o[1] = (unsigned char)(v >> 8);
         o[2] = (unsigned char)v;
     }
+    if (seen & B64_BAD)
+        return -1;
     if (padding) {
         uint32_t v = at0[text[0]] | at1[text[1]] | (padding == 1 ? at2[text[2]] : 0);
         /* Canonical form: the bits the padding leaves over are zero, so
