@@ -140,17 +140,9 @@ if [ "$fd_limit" != unlimited ] && [ "$conns_big" -gt $((fd_limit - 200)) ]; the
     conns_big=$((fd_limit - 200))
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/sa-compare.XXXXXX")
-server_pid=
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"
-cleanup() {
-    stop_server
-    rm -rf "$work"
-    restore_priority
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+begin_run sa-compare
 
 [ "$priority" = 0 ] || raise_priority
 if [ "$priority" != 0 ] && [ ${#boost[@]} -eq 0 ]; then

@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034 # boost is read by the sourcing script
+# shellcheck shell=bash disable=SC2034 # boost and work are read by the sourcing script
 # Shell helpers shared by the benchmark scripts (sourced, not run).
 # The caller keeps the started server's pid in `server_pid`.
 
@@ -59,4 +59,14 @@ raise_priority() {
 
 restore_priority() {
     [ -z "$autogroup_nice" ] || echo "$autogroup_nice" >/proc/self/autogroup 2>/dev/null || true
+}
+
+# Makes the run's scratch folder `work` (named after $1) and arranges that
+# the server is stopped, the folder removed and the priority restored at
+# exit, Ctrl-C included.
+begin_run() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    server_pid=
+    trap 'stop_server; rm -rf "$work"; restore_priority' EXIT
+    trap 'exit 130' INT TERM
 }

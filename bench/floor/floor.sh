@@ -48,17 +48,9 @@ workloads=${WORKLOADS:-paced1k paced10k chat}
 results=${RESULTS:-/tmp/sa-floor-$(date +%Y%m%d-%H%M%S).jsonl}
 ulimit -n 20000
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/sa-floor.XXXXXX")
-server_pid=
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"
-cleanup() {
-    stop_server
-    rm -rf "$work"
-    restore_priority
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+begin_run sa-floor
 
 [ "${PRIORITY:-1}" = 0 ] || raise_priority
 pin_server=("${boost[@]}" taskset -c 0)
